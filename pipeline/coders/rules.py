@@ -1,0 +1,97 @@
+"""RulesCoder: the codebook's patterns through spaCy's Matcher and PhraseMatcher.
+
+The transparent baseline: every assignment names the pattern that fired and the matched words as
+evidence. A code fires only for segments whose speaker is in the code's speaker scope (segments with
+an ``unknown`` speaker are coded for every scope).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import pandas as pd
+
+from pipeline.codebook import Codebook
+from pipeline.coders.base import BaseCoder, assignment_frame, check_is_fitted
+from pipeline.errors import CodebookError
+from pipeline.nlp import load_spacy
+
+__all__ = ["RulesCoder"]
+
+
+class RulesCoder(BaseCoder):
+    """Rule-based coder.
+
+    Args:
+        spacy_model: Installed spaCy pipeline (tokeniser and lemmatiser are used).
+        batch_size: Segments per ``nlp.pipe`` batch.
+        respect_speakers: Apply each code only to segments of the speakers in its scope.
+        max_evidence_chars: Longest matched-words evidence kept per assignment.
+    """
+
+    name = "coder.rules.v1"
+
+    def __init__(self, *, spacy_model: str = "en_core_web_sm", batch_size: int = 256,
+                 respect_speakers: bool = True, max_evidence_chars: int = 80) -> None:
+        self.spacy_model = spacy_model
+        self.batch_size = batch_size
+        self.respect_speakers = respect_speakers
+        self.max_evidence_chars = max_evidence_chars
+
+    def fit(self, segments: pd.DataFrame | None = None, assignments: pd.DataFrame | None = None, *,
+            codebook: Codebook) -> Self:
+        """Compile the codebook's patterns. ``segments`` and ``assignments`` are not used.
+
+        Raises:
+            CodebookError: (QA-E004) a pattern spaCy rejects, naming the code and pattern.
+        """
+        from spacy.matcher import Matcher, PhraseMatcher
+
+        nlp = load_spacy(self.spacy_model, "lemmas")
+        matcher = Matcher(nlp.vocab, validate=True)
+        phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        index: dict[str, tuple[str, str, float]] = {}
+        for code in codebook.codes:
+            for i, pattern in enumerate(code.patterns):
+                key = f"{code.id}#{i}"
+                index[key] = (code.id, pattern.label(i), pattern.weight)
+                try:
+                    if pattern.phrase is not None:
+                        phrases.add(key, [nlp.make_doc(pattern.phrase)])
+                    else:
+                        matcher.add(key, [pattern.tokens])
+                except ValueError as e:
+                    raise CodebookError(f"pattern {i} of code {code.id} is rejected by spaCy: {e}",
+                                        code="QA-E004", key=f"{code.id}.patterns[{i}]") from None
+        self.matcher_ = matcher
+        self.phrase_matcher_ = phrases
+        self.pattern_index_ = index
+        self.code_speakers_ = {c.id: set(c.speakers) for c in codebook.codes}
+        self.codebook_version_ = f"{codebook.id}@{codebook.version}"
+        return self
+
+    def predict(self, segments: pd.DataFrame, *, run_id: str = "") -> pd.DataFrame:
+        """Return ASSIGNMENT rows (label True) for every segment x code whose patterns match."""
+        check_is_fitted(self)
+        nlp = load_spacy(self.spacy_model, "lemmas")
+        best: dict[tuple[str, str], tuple[float, str]] = {}
+        texts = segments["text"].tolist()
+        ids = segments["segment_id"].tolist()
+        speakers = segments["speaker"].tolist()
+        for seg_id, speaker, doc in zip(ids, speakers, nlp.pipe(texts, batch_size=self.batch_size),
+                                        strict=True):
+            vocab = doc.vocab
+            for match_id, start, end in [*self.matcher_(doc), *self.phrase_matcher_(doc)]:
+                code_id, label, weight = self.pattern_index_[vocab.strings[match_id]]
+                if self.respect_speakers and speaker != "unknown" and speaker not in self.code_speakers_[code_id]:
+                    continue
+                evidence = f"{label} | {doc[start:end].text[: self.max_evidence_chars]}"
+                current = best.get((seg_id, code_id))
+                if current is None or (weight, current[1]) > (current[0], evidence):
+                    best[(seg_id, code_id)] = (weight, evidence)
+        rows: list[dict[str, Any]] = [
+            {"segment_id": s, "code_id": c, "coder": self.name, "score": float(w), "label": True,
+             "evidence": ev, "run_id": run_id}
+            for (s, c), (w, ev) in best.items()
+        ]
+        return assignment_frame(rows)
