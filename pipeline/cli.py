@@ -1,0 +1,155 @@
+"""The ``alliance`` command line: run flows, validate configs, measure de-identification.
+
+Exit codes: 0 success; 1 error (a clear message, never a traceback); 2 usage error; 3 the run
+completed but some input files or rows were quarantined (see ``quarantine.csv``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline import __version__
+from pipeline.environment import configure_environment
+from pipeline.errors import PipelineError
+
+app = typer.Typer(
+    name="alliance",
+    help="Code what clients say about the working alliance: ingest, de-identify, segment, code, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Run config YAML (default: configs/runs/default.yaml).")
+]
+
+
+def _fail(err: PipelineError) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    for line in err.context.get("errors", [])[1:] if isinstance(err.context.get("errors"), list) else []:
+        typer.echo(f"       {line}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder (transcripts, interviews, feedback exports).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for this run.")],
+    config: ConfigOpt = None,
+    corpus_id: Annotated[str | None, typer.Option(help="Corpus name (default: config or folder name).")] = None,
+) -> None:
+    """Run the main flow (code-corpus) on CORPUS and write the outputs to --out."""
+    configure_environment()
+    from pipeline.config import load_run_config
+
+    try:
+        load_run_config(config)
+        if not corpus.is_dir():
+            raise PipelineError(f"corpus folder {str(corpus)!r} does not exist.", code="QA-E010", path=str(corpus))
+        from flows.code_corpus import code_corpus
+
+        result = code_corpus(str(corpus), str(out), str(config) if config else None, corpus_id)
+    except PipelineError as err:
+        _fail(err)
+    _print_summary(result, out)
+    ingest = result["reports"]["ingest"]["counts"]
+    if ingest["quarantined_files"] or ingest["skipped_rows"]:
+        raise typer.Exit(3)
+
+
+def _print_summary(result: dict, out: Path) -> None:
+    reports = result["reports"]
+    ingest, seg = reports["ingest"]["counts"], reports["segment"]["counts"]
+    total = sum(r.get("seconds") or 0 for r in reports.values())
+    typer.echo(f"run {result['run_id']}: {ingest['documents']} documents from {ingest['files_read']} files, "
+               f"{seg['segments']} segments, {reports['combine']['counts']['assignments']} code assignments "
+               f"({total:.1f} s in stages)")
+    if ingest["quarantined_files"] or ingest["skipped_rows"] or ingest["repaired_files"]:
+        typer.secho(f"quarantined files: {ingest['quarantined_files']}, skipped rows: {ingest['skipped_rows']}, "
+                    f"repaired files: {ingest['repaired_files']} -> see {out / 'quarantine.csv'}",
+                    fg=typer.colors.YELLOW)
+    typer.echo(f"outputs written to {out.resolve()}")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Run configs and/or codebooks (YAML).")],
+) -> None:
+    """Check run configs and codebooks without running anything; errors give file:line:column and key."""
+    from pipeline.codebook import load_codebook
+    from pipeline.config import load_run_config
+    from pipeline.yamlio import load_yaml
+
+    failed = False
+    for path in files:
+        try:
+            data = load_yaml(path)
+            if isinstance(data, dict) and "codes" in data:
+                cb = load_codebook(path)
+                typer.echo(f"ok: {path} (codebook {cb.id} {cb.version}, {len(cb.codes)} codes)")
+            else:
+                cfg = load_run_config(path)
+                cb = load_codebook(cfg.codebook)
+                typer.echo(f"ok: {path} (run config; codebook {cb.id} {cb.version}, {len(cb.codes)} codes)")
+        except PipelineError as err:
+            failed = True
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            errors = err.context.get("errors")
+            for line in errors[1:] if isinstance(errors, list) else []:
+                typer.echo(f"       {line}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("deid-report")
+def deid_report(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder with an answer key of planted identifiers.")],
+    key: Annotated[
+        Path | None, typer.Option(help="Answer key CSV (file,type,text); default CORPUS/identifiers.csv.")
+    ] = None,
+    config: ConfigOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
+    show_misses: Annotated[
+        bool, typer.Option(help="Print missed identifier strings (fictional corpora only).")
+    ] = False,
+) -> None:
+    """Measure de-identification recall per identifier type against an answer key."""
+    configure_environment()
+    from pipeline.config import load_run_config
+    from pipeline.deid_eval import evaluate_deidentification, format_report
+
+    try:
+        cfg = load_run_config(config)
+        report = evaluate_deidentification(corpus, key or corpus / "identifiers.csv", cfg)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(format_report(report, show_misses=show_misses))
+    if out:
+        from pipeline.io import write_json
+
+        public = {k: v for k, v in report.items() if k != "misses"}
+        write_json(out, public)
+
+
+@app.command()
+def version() -> None:
+    """Print the pipeline version."""
+    typer.echo(f"alliance {__version__}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except PipelineError as err:  # pragma: no cover - commands handle their own
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

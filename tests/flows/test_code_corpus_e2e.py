@@ -1,0 +1,103 @@
+"""End to end: the code-corpus flow on the demo corpus and on the broken corpus, via the real Prefect API."""
+
+import csv
+import json
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from pipeline.deid_eval import load_key
+from pipeline.schema import ASSIGNMENT, DOCUMENT, SEGMENT, validate_frame, validate_offsets
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(prefect_harness, demo_corpus, tmp_path_factory):
+    from flows.code_corpus import code_corpus
+
+    out = tmp_path_factory.mktemp("run") / "demo"
+    result = code_corpus(str(demo_corpus), str(out))
+    return out, result
+
+
+def test_e2e_demo_writes_every_output(demo_run):
+    out, result = demo_run
+    for name in ("documents.parquet", "segments.parquet", "codes.parquet", "coded_segments.csv", "quarantine.csv",
+                 "manifest.json"):
+        assert (out / name).is_file(), name
+    docs = pd.read_parquet(out / "documents.parquet")
+    segs = pd.read_parquet(out / "segments.parquet")
+    codes = pd.read_parquet(out / "codes.parquet")
+    validate_frame(docs, DOCUMENT)
+    validate_frame(segs, SEGMENT)
+    validate_frame(codes, ASSIGNMENT)
+    validate_offsets(segs, docs)
+    assert set(docs["source_type"]) == {"interview", "session", "feedback"}
+    assert len(docs) >= 12 + 8 + 300 and len(segs) > 1000
+    assert codes["label"].sum() > 100 and codes["code_id"].nunique() >= 10
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run_id"] == result["run_id"] and manifest["counts"]["segment.segments"] == len(segs)
+    assert len(manifest["inputs"]) >= 22 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+
+
+def test_e2e_coded_segments_csv_matches_tables(demo_run):
+    out, _ = demo_run
+    with open(out / "coded_segments.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    codes = pd.read_parquet(out / "codes.parquet")
+    assert len(rows) == int(codes["label"].sum())
+    segs = pd.read_parquet(out / "segments.parquet").set_index("segment_id")
+    for row in rows[:200]:
+        text = segs.loc[row["segment_id"], "text"]
+        assert row["text"] in (text, "'" + text)
+
+
+def test_e2e_no_planted_identifier_in_any_output(demo_run, demo_corpus):
+    out, _ = demo_run
+    key = load_key(demo_corpus / "identifiers.csv")
+    blobs = []
+    for path in out.rglob("*"):
+        if path.is_file() and "restricted" not in path.parts:
+            if path.suffix == ".parquet":
+                blobs.append(pd.read_parquet(path).to_csv())
+            else:
+                blobs.append(path.read_bytes().decode("utf-8", errors="replace"))
+    everything = "\n".join(blobs).casefold()
+    import re
+
+    leaked = [(r["file"], r["type"]) for r in key
+              if re.search(rf"(?<!\w){re.escape(r['text'].casefold())}(?!\w)", everything)]
+    assert leaked == []
+
+
+def test_e2e_rerun_is_reproducible(demo_run, demo_corpus, tmp_path):
+    from flows.code_corpus import code_corpus
+
+    out, result = demo_run
+    again = tmp_path / "again"
+    result2 = code_corpus(str(demo_corpus), str(again))
+    assert result2["run_id"] == result["run_id"]
+    for name in ("documents.parquet", "segments.parquet", "codes.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(again / name))
+    assert (out / "coded_segments.csv").read_bytes() == (again / "coded_segments.csv").read_bytes()
+
+
+def test_e2e_broken_corpus_completes_and_quarantines(prefect_harness, broken_corpus, tmp_path):
+    from flows.code_corpus import code_corpus
+
+    out = tmp_path / "broken"
+    code_corpus(str(broken_corpus), str(out))
+    with open(out / "quarantine.csv", newline="", encoding="utf-8") as fh:
+        problems = list(csv.DictReader(fh))
+    files = {p["file"] for p in problems}
+    assert {"corrupt_interview.docx", "empty_feedback.csv", "malformed_feedback.csv", "latin1_interview.txt",
+            "zip_bomb.docx"} <= files
+    assert all(p["error"] and p["code"].startswith("QA-E") for p in problems)
+    docs = pd.read_parquet(out / "documents.parquet")
+    assert {"good_session.txt", "good_feedback.csv", "latin1_interview.txt", "malformed_feedback.csv"} <= set(
+        docs["source_path"])
+    assert len(pd.read_parquet(out / "segments.parquet")) > 0
