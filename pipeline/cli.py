@@ -46,9 +46,10 @@ def run(
     """Run the main flow (code-corpus) on CORPUS and write the outputs to --out."""
     configure_environment()
     from pipeline.config import load_run_config
+    from pipeline.stages import preflight
 
     try:
-        load_run_config(config)
+        preflight(load_run_config(config))
         if not corpus.is_dir():
             raise PipelineError(f"corpus folder {str(corpus)!r} does not exist.", code="QA-E010", path=str(corpus))
         from flows.code_corpus import code_corpus

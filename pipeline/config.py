@@ -45,6 +45,11 @@ class DeidentifyConfig(_Strict):
     proper_nouns: bool = Field(
         True, description="also replace mid-sentence proper nouns (tag NNP) that NER missed (recall first)"
     )
+    remember_names: bool = Field(
+        False,
+        description="also replace names remembered in the pseudonym map from earlier runs (better recall for "
+        "incremental feeds; outputs then depend on what earlier runs saw)",
+    )
     extra_names: list[str] = Field(default_factory=list, description="names always replaced (deny-list)")
     keep_terms: list[str] = Field(default_factory=list, description="terms never replaced (allow-list)")
     date_precision: Literal["day", "month", "year", "none"] = Field(

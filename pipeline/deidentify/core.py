@@ -298,6 +298,7 @@ class _Deidentifier:
         self._deny_re: re.Pattern[str] | None = None
         self._lower_vocab: set[str] = set()
         self._trusted: set[str] = set()  # names from the files' structure: always matched in any case
+        self._batch_names: set[str] = set()  # every name-like key found in this batch (the deny-list)
 
     # -- names from structure and NER -------------------------------------------------------
     def register_structural_names(self, doc: RawDocument) -> None:
@@ -320,8 +321,26 @@ class _Deidentifier:
                 found.append(name)
         for name in found:
             key = normalise(name)
-            self._trusted.add(key)
-            self._trusted.update(p for p in key.replace("-", " ").split() if len(p) >= 3)
+            parts = {p for p in key.replace("-", " ").split() if len(p) >= 3}
+            self._trusted.update({key} | parts)
+            self._batch_names.update({key} | parts)
+
+    def _deny_names(self) -> set[str]:
+        if self.cfg.remember_names:
+            return self._batch_names | set(self.map.names())
+        return self._batch_names
+
+    def _register(self, text: str, category: str) -> None:
+        """Give a detected name a pseudonym and add it (and its parts) to this batch's deny-list.
+
+        The deny-list holds only what this batch's own text and structure reveal, never names remembered
+        from earlier runs, so the same inputs always give the same output whatever the map held before.
+        """
+        self.map.assign(text, category)
+        key = normalise(text)
+        self._batch_names.add(key)
+        if category == "NAME":
+            self._batch_names.update(p for p in key.replace("-", " ").split() if len(p) >= 3)
 
     def ner_spans(self, texts: Sequence[str]) -> list[list[Span]]:
         docs = list(self.nlp.pipe(texts, batch_size=self.cfg.batch_size))
@@ -341,7 +360,7 @@ class _Deidentifier:
                 if len(ent) == 1 and ent.text.casefold() in self._lower_vocab and _at_sentence_start(ent[0]):
                     continue  # "Felt ..." / "Badly, ..." at a sentence start: an ordinary word, not a name
                 spans.append(Span(ent.start_char, ent.end_char, category, f"ner:{ent.label_}", 2))
-                self.map.assign(ent.text, category)
+                self._register(ent.text, category)
             if self.cfg.proper_nouns:
                 spans += self._proper_noun_spans(doc)
             out.append(spans)
@@ -361,7 +380,7 @@ class _Deidentifier:
                 category = "ORG" if _ORG_SUFFIX.search(text) else "NAME"
                 if self._plausible(text, category):
                     spans.append(Span(run[0].idx, run[-1].idx + len(run[-1].text), category, "propn", 1))
-                    self.map.assign(text, category)
+                    self._register(text, category)
                 run = []
         return spans
 
@@ -409,7 +428,7 @@ class _Deidentifier:
         """
         if self._deny_re is None:
             names = sorted(
-                (n for n in self.map.names() if len(n) >= 3 and n not in STOP_WORDS and n not in self.keep),
+                (n for n in self._deny_names() if len(n) >= 3 and n not in STOP_WORDS and n not in self.keep),
                 key=len,
                 reverse=True,
             )
