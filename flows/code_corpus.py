@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
@@ -65,6 +66,21 @@ def export_task(out: str, config: str | None, reads: list[str], writes: list[str
     return stages.export_tables(load_run_config(config), Path(out))
 
 
+@task(name="publish-artifacts", result_serializer="json")
+def artifacts_task(out: str, config: str | None, run_id: str) -> dict[str, Any]:
+    """Publish a markdown summary and a table of counts per code (no text, no file names) to Prefect."""
+    summary = stages.run_summary(load_run_config(config), Path(out))
+    lines = [f"# Run {run_id}", "", f"- segments: {summary['segments']}",
+             f"- segments with at least one code: {summary['coded_segments']}",
+             f"- input problems: {sum(p['count'] for p in summary['problems'])}"]
+    lines += [f"  - {p['code']} {p['action']}: {p['count']}" for p in summary["problems"]]
+    create_markdown_artifact("\n".join(lines), key="code-corpus-summary", description=f"run {run_id}")
+    create_table_artifact(summary["per_code"], key="code-corpus-counts", description=f"run {run_id}")
+    if summary["problems"]:
+        create_table_artifact(summary["problems"], key="code-corpus-quarantine", description=f"run {run_id}")
+    return summary
+
+
 @task(name="write-manifest", result_serializer="json")
 def manifest_task(out: str, config: str | None, plan: dict[str, Any], reports: dict[str, Any],
                   flow_run_id: str) -> str:
@@ -73,6 +89,12 @@ def manifest_task(out: str, config: str | None, plan: dict[str, Any], reports: d
 
     return str(write_manifest(Path(out), RunPlan(**plan), load_run_config(config), reports,
                               flow_run_id=flow_run_id))
+
+
+@task(name="export-nvivo", result_serializer="json")
+def export_task_nvivo(out: str, config: str | None, manifest: str) -> dict[str, Any]:
+    """Write the NVivo exchange files (REFI-QDA project, codebook, dataset spreadsheet) into the run folder."""
+    return stages.export_nvivo(load_run_config(config), Path(out))
 
 
 @flow(name="code-corpus", log_prints=False, persist_result=False)
@@ -100,9 +122,13 @@ def _code_corpus(corpus: str, out: str, config: str | None, corpus_id: str | Non
                                       writes=[paths["codes"]])
     reports["export"] = export_task(out, config, reads=[paths["codes"], paths["segments"]],
                                     writes=[paths["coded_segments"]])
+    summary = artifacts_task(out, config, plan["run_id"])
     flow_run_id = str(get_run_context().flow_run.id)
     manifest = manifest_task(out, config, plan, reports, flow_run_id)
-    return {"run_id": plan["run_id"], "manifest": manifest, "reports": reports}
+    if load_run_config(config).outputs.nvivo:
+        reports["export_nvivo"] = export_task_nvivo(out, config, manifest)
+        manifest = manifest_task(out, config, plan, reports, flow_run_id)
+    return {"run_id": plan["run_id"], "manifest": manifest, "reports": reports, "summary": summary}
 
 
 if __name__ == "__main__":

@@ -138,6 +138,44 @@ def deid_report(
 
 
 @app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (from `alliance run`).")],
+    to: Annotated[str, typer.Option("--to", help="qdpx | qdc | xlsx | all")] = "qdpx",
+    out: Annotated[Path | None, typer.Option(help="Folder for the files (default RUN_DIR/exports).")] = None,
+    min_score: Annotated[float, typer.Option(help="Lowest score exported.")] = 0.0,
+    codes: Annotated[list[str] | None, typer.Option("--code", help="Export only these code ids (repeatable).")] = None,
+) -> None:
+    """Export a run for NVivo, ATLAS.ti, MAXQDA, QualCoder: REFI-QDA project or codebook, or a dataset sheet."""
+    from pipeline.export import export_run
+
+    try:
+        written = export_run(run_dir, to=to, out=out, min_score=min_score, codes=codes or None)
+    except PipelineError as err:
+        _fail(err)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("import-qdpx")
+def import_qdpx(
+    qdpx: Annotated[Path, typer.Argument(help="A .qdpx project exported by NVivo, QualCoder or this project.")],
+    out: Annotated[Path, typer.Option(help="Training CSV to write (document_id, speaker, text, codes).")],
+    codebook: Annotated[Path | None, typer.Option(help="Codebook to map code names back to ids.")] = None,
+) -> None:
+    """Turn the human coding in a .qdpx into the training-data CSV (the NVivo round trip)."""
+    from pipeline.codebook import load_codebook
+    from pipeline.export.qdpx_import import qdpx_to_training_csv, read_qdpx
+
+    try:
+        project = read_qdpx(qdpx)
+        cb = load_codebook(codebook) if codebook else None
+        qdpx_to_training_csv(project, out, codebook=cb)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"wrote {out}: {len(project.selections)} coded selections from {len(project.sources)} sources")
+
+
+@app.command()
 def version() -> None:
     """Print the pipeline version."""
     typer.echo(f"alliance {__version__}")

@@ -33,8 +33,10 @@ from pipeline.segment import segment_turns
 __all__ = [
     "StageReport",
     "preflight",
+    "run_summary",
     "code_segments",
     "combine_codes",
+    "export_nvivo",
     "export_tables",
     "ingest_and_deidentify",
     "run_paths",
@@ -180,3 +182,36 @@ def export_tables(cfg: RunConfig, out_dir: Path) -> StageReport:
              r.coder, round(float(r.score), 4), r.evidence] for r in merged.itertuples(index=False))
     write_csv(paths["coded_segments"], header, rows, bom=cfg.outputs.csv_bom)
     return _report(start, {"coded_segments": paths["coded_segments"]}, rows=len(merged))
+
+
+def export_nvivo(cfg: RunConfig, out_dir: Path) -> StageReport:
+    """Write ``project.qdpx``, ``codebook.qdc`` and ``nvivo_dataset.xlsx`` into the run folder."""
+    from pipeline.export import export_run
+
+    start = time.perf_counter()
+    written = export_run(Path(out_dir), to="all", out=Path(out_dir), min_score=cfg.outputs.nvivo_min_score)
+    return _report(start, {p.stem: p for p in written}, files=len(written))
+
+
+def run_summary(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+    """Counts for dashboards (Prefect artifacts): per code, per speaker, and input problems by kind.
+
+    Holds no participant text and no file names (file names can identify people).
+    """
+    paths = run_paths(out_dir)
+    codebook = load_codebook(cfg.codebook)
+    codes = read_table(paths["codes"], ASSIGNMENT)
+    segments = read_table(paths["segments"], SEGMENT)
+    coded = codes[codes["label"]].merge(segments[["segment_id", "speaker"]], on="segment_id", how="left")
+    per_code = []
+    for code in codebook.codes:
+        rows = coded[coded["code_id"] == code.id]
+        per_code.append({"code_id": code.id, "code": code.name, "segments": int(rows["segment_id"].nunique()),
+                         "client": int((rows["speaker"] == "client").sum()),
+                         "therapist": int((rows["speaker"] == "therapist").sum())})
+    problems = pd.read_csv(paths["quarantine"], dtype=str, keep_default_na=False)
+    by_kind = (problems.groupby(["code", "action"]).size().reset_index(name="count").to_dict("records")
+               if len(problems) else [])
+    return {"segments": len(segments), "coded_segments": int(coded["segment_id"].nunique()),
+            "per_code": per_code, "problems": [{k: (int(v) if k == "count" else v) for k, v in r.items()}
+                                                for r in by_kind]}

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import stat
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,7 +28,7 @@ def demo_run(prefect_harness, demo_corpus, tmp_path_factory):
 def test_e2e_demo_writes_every_output(demo_run):
     out, result = demo_run
     for name in ("documents.parquet", "segments.parquet", "codes.parquet", "coded_segments.csv", "quarantine.csv",
-                 "manifest.json"):
+                 "manifest.json", "project.qdpx", "codebook.qdc", "nvivo_dataset.xlsx"):
         assert (out / name).is_file(), name
     docs = pd.read_parquet(out / "documents.parquet")
     segs = pd.read_parquet(out / "segments.parquet")
@@ -43,6 +44,27 @@ def test_e2e_demo_writes_every_output(demo_run):
     assert manifest["run_id"] == result["run_id"] and manifest["counts"]["segment.segments"] == len(segs)
     assert len(manifest["inputs"]) >= 22 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    codes_per_id = codes[codes["label"]].groupby("code_id")["segment_id"].nunique()
+    published = {row["code_id"]: row["segments"] for row in result["summary"]["per_code"]}
+    assert published == {c: int(codes_per_id.get(c, 0)) for c in published}
+
+
+def test_e2e_prefect_artifacts_hold_counts_not_text(demo_run):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["code-corpus-summary",
+                                                                           "code-corpus-counts"])))
+
+    arts = asyncio.run(read())
+    assert {a.key for a in arts} >= {"code-corpus-summary", "code-corpus-counts"}
+    body = " ".join(str(a.data) for a in arts)
+    assert "WA.VAL.VALIDATION" in body and "[CLIENT" not in body and "[THERAPIST" not in body
 
 
 def test_e2e_coded_segments_csv_matches_tables(demo_run):
@@ -116,3 +138,30 @@ def test_e2e_broken_corpus_completes_and_quarantines(prefect_harness, broken_cor
     assert {"good_session.txt", "good_feedback.csv", "latin1_interview.txt", "malformed_feedback.csv"} <= set(
         docs["source_path"])
     assert len(pd.read_parquet(out / "segments.parquet")) > 0
+
+
+def test_e2e_nvivo_round_trip_through_cli(demo_run, tmp_path):
+    """The run's project.qdpx comes back through `alliance import-qdpx` with every coded segment intact."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    out, _ = demo_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "project" in manifest["outputs"] and manifest["outputs"]["project"].endswith("project.qdpx")
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", str(out), "--to", "qdc", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "codebook.qdc").read_bytes() == (out / "codebook.qdc").read_bytes()
+    csv_path = tmp_path / "training.csv"
+    res = runner.invoke(app, ["import-qdpx", str(out / "project.qdpx"), "--out", str(csv_path), "--codebook",
+                              str(Path(manifest["codebook"]["path"]))])
+    assert res.exit_code == 0, res.output
+    back = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    segs = pd.read_parquet(out / "segments.parquet")
+    codes = pd.read_parquet(out / "codes.parquet")
+    coded = codes[codes["label"]].groupby("segment_id")["code_id"].apply(lambda c: ";".join(sorted(set(c))))
+    assert len(back) == len(coded)
+    texts = set(segs.loc[segs["segment_id"].isin(coded.index), "text"])
+    assert set(back["text"].str.lstrip("'")) <= texts
+    assert {";".join(sorted(c.split(";"))) for c in back["codes"]} == set(coded)
