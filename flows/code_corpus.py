@@ -54,10 +54,10 @@ def code_task(out: str, config: str | None, coder_index: int, run_id: str, reads
 
 
 @task(name="combine", **TASK_OPTIONS)
-def combine_task(out: str, config: str | None, reports: list[dict[str, Any]], reads: list[str],
+def combine_task(out: str, config: str | None, reports: list[dict[str, Any]], run_id: str, reads: list[str],
                  writes: list[str]) -> dict[str, Any]:
     """Merge the coders' assignments into the final code table."""
-    return stages.combine_codes(reports, Path(out))
+    return stages.combine_codes(reports, Path(out), load_run_config(config), run_id=run_id)
 
 
 @task(name="export-tables", **TASK_OPTIONS)
@@ -118,8 +118,8 @@ def _code_corpus(corpus: str, out: str, config: str | None, corpus_id: str | Non
         for i, spec in enumerate(load_run_config(config).coders)
     ]
     reports.update({f"code.{r['counts']['coder']}": r for r in coder_reports})
-    reports["combine"] = combine_task(out, config, coder_reports, reads=[r["paths"]["codes"] for r in coder_reports],
-                                      writes=[paths["codes"]])
+    reports["combine"] = combine_task(out, config, coder_reports, plan["run_id"],
+                                      reads=[r["paths"]["codes"] for r in coder_reports], writes=[paths["codes"]])
     reports["export"] = export_task(out, config, reads=[paths["codes"], paths["segments"]],
                                     writes=[paths["coded_segments"]])
     summary = artifacts_task(out, config, plan["run_id"])

@@ -175,6 +175,98 @@ def import_qdpx(
     typer.echo(f"wrote {out}: {len(project.selections)} coded selections from {len(project.sources)} sources")
 
 
+CodebookOpt = Annotated[Path | None, typer.Option(help="Codebook YAML (default: the project's codebook).")]
+
+
+def _codebook(path: Path | None):  # noqa: ANN202
+    """Load the given codebook or the default run config's."""
+    from pipeline.codebook import load_codebook
+    from pipeline.config import load_run_config
+
+    return load_codebook(path or load_run_config(None).codebook)
+
+
+@app.command()
+def train(
+    gold: Annotated[Path, typer.Option(help="Human coding: training CSV or a .qdpx from NVivo/QualCoder.")],
+    model_out: Annotated[Path, typer.Option(help="Folder for the trained model and its model card.")],
+    codebook: CodebookOpt = None,
+    embedding_backend: Annotated[
+        str | None, typer.Option(help="Add embeddings: embed.static.v1 | embed.minilm.v1")
+    ] = None,
+    context: Annotated[bool, typer.Option(help="Use the previous segment as context features.")] = False,
+) -> None:
+    """Train the supervised classifier coder from human coding (saved with skops and a model card)."""
+    configure_environment()
+    from pipeline.training import train_model
+
+    try:
+        card = train_model(gold, _codebook(codebook), model_out, embedding_backend=embedding_backend,
+                           context=context)
+    except PipelineError as err:
+        _fail(err)
+    cv = card.get("cv", {}).get("macro", {})
+    typer.echo(f"trained {card['coder']} on {card['training_data'].get('human_segments')} human-coded segments; "
+               f"grouped out-of-fold macro F1 {cv.get('f1', float('nan')):.3f}; model in {model_out}")
+
+
+@app.command()
+def evaluate(
+    gold: Annotated[Path, typer.Option(help="Held-out human coding (CSV or .qdpx).")],
+    out: Annotated[Path, typer.Option(help="metrics.json to write.")],
+    model: Annotated[Path | None, typer.Option(help="A trained model folder; omit with --cv.")] = None,
+    cv: Annotated[int, typer.Option(help="Instead of a model: K-fold cross-validation grouped by document.")] = 0,
+    codebook: CodebookOpt = None,
+) -> None:
+    """Agreement with human coding: per code and macro kappa, alpha, precision, recall, F1 with bootstrap CIs."""
+    configure_environment()
+    from pipeline.io import write_json
+    from pipeline.training import cross_validate, evaluate_model
+
+    if (model is None) == (cv == 0):
+        typer.secho("error: give exactly one of --model DIR or --cv K.", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        cb = _codebook(codebook)
+        metrics = evaluate_model(model, gold, cb) if model else cross_validate(gold, cb, n_splits=cv)
+    except PipelineError as err:
+        _fail(err)
+    write_json(out, metrics)
+    m = metrics["macro"]
+    typer.echo(f"macro F1 {m['f1']:.3f}, kappa {m['kappa']:.3f}, alpha {m['alpha']:.3f}, precision "
+               f"{m['precision']:.3f}, recall {m['recall']:.3f} (n={m['n']}); written to {out}")
+
+
+@app.command()
+def suggest(
+    model: Annotated[Path, typer.Option(help="A trained model folder.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (alliance run) whose segments to rank.")],
+    n: Annotated[int, typer.Option(help="How many segments to suggest.")] = 50,
+    out: Annotated[Path | None, typer.Option(help="CSV to write (default RUN_DIR/suggest_next.csv).")] = None,
+    gold: Annotated[Path | None, typer.Option(help="Already-coded segments to leave out (CSV).")] = None,
+    codebook: CodebookOpt = None,
+) -> None:
+    """Rank the segments whose human coding would most improve the model (uncertainty and diversity)."""
+    configure_environment()
+    from pipeline.io import read_table, write_csv
+    from pipeline.schema import SEGMENT
+    from pipeline.training import load_gold, suggest_segments
+
+    try:
+        cb = _codebook(codebook)
+        segments = read_table(run_dir / "segments.parquet", SEGMENT)
+        done = set(load_gold(gold, cb)[0]["segment_id"]) if gold else set()
+        ranked = suggest_segments(model, segments, cb, n=n, exclude=done)
+    except PipelineError as err:
+        _fail(err)
+    except FileNotFoundError:
+        _fail(PipelineError(f"{run_dir} has no segments.parquet; run `alliance run` first.", code="QA-E010"))
+    texts = segments.set_index("segment_id")["text"]
+    target = out or run_dir / "suggest_next.csv"
+    write_csv(target, [*ranked.columns, "text"], ([*r, texts[r[0]]] for r in ranked.itertuples(index=False)))
+    typer.echo(f"wrote {len(ranked)} suggestions to {target}")
+
+
 @app.command()
 def version() -> None:
     """Print the pipeline version."""

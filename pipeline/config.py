@@ -19,6 +19,7 @@ from pipeline.yamlio import load_yaml, validate_yaml_model
 
 __all__ = [
     "CoderSpec",
+    "CombineConfig",
     "DeidentifyConfig",
     "OutputConfig",
     "RunConfig",
@@ -75,6 +76,20 @@ class CoderSpec(_Strict):
 
     use: str = Field(pattern=r"^coder\.[a-z_]+\.v\d+$")
     params: dict[str, Any] = Field(default_factory=dict)
+    model: Path | None = Field(None, description="a trained model folder (alliance train) to load instead of fitting")
+
+
+class CombineConfig(_Strict):
+    """How several coders' assignments merge into final codes (``coder.combined.v1``).
+
+    See ``pipeline.coders.combine`` for the rules.
+    """
+
+    rules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="code id, dotted prefix or '*' -> {method: max|mean|vote|precedence, coders, threshold, ...}",
+    )
+    review_threshold: float = Field(0.5, ge=0.0, le=1.0, description="assigned scores below this need review")
 
 
 class OutputConfig(_Strict):
@@ -97,6 +112,7 @@ class RunConfig(_Strict):
     deidentify: DeidentifyConfig = Field(default_factory=DeidentifyConfig)
     segment: SegmentConfig = Field(default_factory=SegmentConfig)
     coders: list[CoderSpec] = Field(default_factory=lambda: [CoderSpec(use="coder.rules.v1")], min_length=1)
+    combine: CombineConfig = Field(default_factory=CombineConfig)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
 
     @field_validator("coders")
@@ -133,14 +149,30 @@ def load_run_config(path: str | Path | None = None) -> RunConfig:
     return resolve_paths(cfg, base=path.parent)
 
 
-def resolve_paths(cfg: RunConfig, *, base: Path) -> RunConfig:
-    """Resolve a relative codebook path: next to the config first, then the project root."""
-    if cfg.codebook.is_absolute():
-        return cfg
-    for root in (base, project_root()):
-        candidate = (root / cfg.codebook).resolve()
+def _resolve(path: Path, base: Path) -> Path | None:
+    if path.is_absolute():
+        return path
+    for root in (base, Path.cwd(), project_root()):
+        candidate = (root / path).resolve()
         if candidate.exists():
-            return cfg.model_copy(update={"codebook": candidate})
+            return candidate
+    return None
+
+
+def resolve_paths(cfg: RunConfig, *, base: Path) -> RunConfig:
+    """Resolve relative codebook and model paths: next to the config, the working folder, the project root."""
+    coders = []
+    for i, spec in enumerate(cfg.coders):
+        if spec.model is not None:
+            found = _resolve(spec.model, base)
+            if found is None:
+                raise ConfigError(f"model folder {str(spec.model)!r} not found.", key=f"coders[{i}].model")
+            spec = spec.model_copy(update={"model": found})
+        coders.append(spec)
+    cfg = cfg.model_copy(update={"coders": coders})
+    found = _resolve(cfg.codebook, base)
+    if found is not None:
+        return cfg.model_copy(update={"codebook": found})
     raise ConfigError(
         f"codebook file {str(cfg.codebook)!r} not found next to the config or in the project root.",
         key="codebook",

@@ -16,6 +16,10 @@ __all__ = ["REGISTRY", "build", "registry_names", "resolve"]
 #: name -> "module:attribute"
 REGISTRY: dict[str, str] = {
     "coder.rules.v1": "pipeline.coders.rules:RulesCoder",
+    "coder.similarity.v1": "pipeline.coders.similarity:SimilarityCoder",
+    "coder.classifier.v1": "pipeline.coders.classifier:ClassifierCoder",
+    "embed.minilm.v1": "pipeline.embed:load_minilm",
+    "embed.static.v1": "pipeline.embed:load_static",
 }
 
 

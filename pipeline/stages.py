@@ -26,7 +26,7 @@ from pipeline.config import RunConfig
 from pipeline.deidentify import PseudonymMap, default_map_path, deidentify_documents
 from pipeline.ingest import ingest_corpus, load_corpus_config
 from pipeline.io import ensure_private_dir, read_table, write_csv, write_table
-from pipeline.registry import build
+from pipeline.registry import build, resolve
 from pipeline.schema import ASSIGNMENT, DOCUMENT, QUARANTINE, SEGMENT, TURN, validate_offsets
 from pipeline.segment import segment_turns
 
@@ -78,6 +78,11 @@ def preflight(cfg: RunConfig) -> None:
     load_codebook(cfg.codebook)
     check_model(cfg.deidentify.spacy_model)
     for spec in cfg.coders:
+        if spec.model is not None and not hasattr(resolve(spec.use), "load"):
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(f"{spec.use} cannot load a trained model; remove 'model' or use coder.classifier.v1.",
+                              key="coders.model")
         coder = build(spec.use, **spec.params)
         model = getattr(coder, "spacy_model", None)
         if model:
@@ -140,23 +145,38 @@ def code_segments(cfg: RunConfig, out_dir: Path, coder_index: int, *, run_id: st
     spec = cfg.coders[coder_index]
     codebook = load_codebook(cfg.codebook)
     segments = read_table(run_paths(out_dir)["segments"], SEGMENT)
-    coder = build(spec.use, **spec.params)
-    assignments = coder.fit(segments, codebook=codebook).predict(segments, run_id=run_id)
+    if spec.model is not None:
+        coder = resolve(spec.use).load(spec.model, codebook=codebook)
+    else:
+        coder = build(spec.use, **spec.params).fit(segments, codebook=codebook)
+    assignments = coder.predict(segments, run_id=run_id)
     path = Path(out_dir) / "interim" / f"codes.{spec.use}.parquet"
     write_table(assignments, path, ASSIGNMENT, stage=spec.use)
     return _report(start, {"codes": path}, coder=spec.use, assignments=int(assignments["label"].sum()))
 
 
-def combine_codes(coder_reports: list[StageReport], out_dir: Path) -> StageReport:
-    """Union of the coders' ASSIGNMENT tables (long format: segment x code x coder)."""
+def combine_codes(coder_reports: list[StageReport], out_dir: Path, cfg: RunConfig | None = None, *,
+                  run_id: str = "") -> StageReport:
+    """Every coder's ASSIGNMENT rows, plus final ``coder.combined.v1`` rows when there are several coders.
+
+    The combined rows carry the merged score and, in their evidence, a ``review:`` flag where the coders
+    disagree or the score is low (rules per code from ``cfg.combine``).
+    """
+    from pipeline.coders.combine import combine_assignments
+
     start = time.perf_counter()
     frames = [read_table(Path(r["paths"]["codes"]), ASSIGNMENT) for r in coder_reports]
+    if cfg is not None and len(frames) > 1:
+        combined = combine_assignments(frames, codebook=load_codebook(cfg.codebook), rules=cfg.combine.rules,
+                                       review_threshold=cfg.combine.review_threshold, run_id=run_id)
+        frames.append(combined)
     codes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ASSIGNMENT.column_names)
     codes = codes.sort_values(["segment_id", "code_id", "coder"], kind="stable").reset_index(drop=True)
     path = run_paths(out_dir)["codes"]
     write_table(codes, path, ASSIGNMENT, stage="combine")
+    review = int(codes["evidence"].str.startswith("review:").sum())
     return _report(start, {"codes": path}, assignments=int(codes["label"].sum()),
-                   segments_coded=int(codes.loc[codes["label"], "segment_id"].nunique()))
+                   segments_coded=int(codes.loc[codes["label"], "segment_id"].nunique()), needs_review=review)
 
 
 def export_tables(cfg: RunConfig, out_dir: Path) -> StageReport:

@@ -18,6 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
     (base / "prefect_home").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(base / "prefect_home")
     os.environ["ALLIANCE_KEY_DIR"] = str(base / "keys")
+    os.environ["ALLIANCE_CACHE_DIR"] = str(base / "cache")  # embeddings and the distilled static model
     from pipeline.environment import configure_environment
 
     configure_environment()
