@@ -165,3 +165,14 @@ def test_e2e_nvivo_round_trip_through_cli(demo_run, tmp_path):
     texts = set(segs.loc[segs["segment_id"].isin(coded.index), "text"])
     assert set(back["text"].str.lstrip("'")) <= texts
     assert {";".join(sorted(c.split(";"))) for c in back["codes"]} == set(coded)
+
+
+def test_e2e_train_and_evaluate_flows(prefect_harness, demo_corpus, tmp_path):
+    from flows.train_evaluate import evaluate_coder, train_coder
+
+    gold = demo_corpus / "gold" / "gold_coding.csv"
+    trained = train_coder(str(gold), str(tmp_path / "model"))
+    assert (tmp_path / "model" / "model.skops").exists() and "f1" in trained["cv"]
+    result = evaluate_coder(str(gold), str(tmp_path / "metrics.json"), model=str(tmp_path / "model"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) >= {"macro", "per_code"} and result["macro"]["n"] == 480
