@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.ingest.settings import IngestConfig
+from pipeline.schema import QUARANTINE, SOURCE_TYPES, SPEAKER_ROLES
 
 __all__ = [
     "ROLES",
@@ -29,9 +30,8 @@ __all__ = [
     "sha256_hex",
 ]
 
-ROLES = ("client", "therapist", "interviewer", "unknown")
-SOURCE_TYPES = ("interview", "session", "feedback")
-ACTIONS = ("quarantined", "row_skipped", "repaired")
+ROLES = SPEAKER_ROLES
+ACTIONS = next(c.choices for c in QUARANTINE.columns if c.name == "action")
 
 
 def sha256_hex(data: bytes) -> str:
