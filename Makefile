@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 
 QC_VENV ?= .venv-qc
 
-.PHONY: demo test install install-dev lint clean-outputs
+.PHONY: demo test install install-dev lint clean-outputs browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,13 @@ $(QC_VENV)/bin/qc:
 	$(QC_VENV)/bin/python -m pip install --quiet qualitative-coding==1.7.8 || \
 		echo "qualitative-coding could not be installed: its interop test will skip"
 
-test: install-dev $(QC_VENV)/bin/qc
+# The browser test drives Debian's Chromium with Playwright; without root or apt it skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium could not be installed: the browser test will skip"; }
+
+test: install-dev $(QC_VENV)/bin/qc browser
 	ALLIANCE_QC_BIN=$(abspath $(QC_VENV))/bin/qc $(PY) -m pytest
 
 lint: install-dev

@@ -91,6 +91,12 @@ def manifest_task(out: str, config: str | None, plan: dict[str, Any], reports: d
                               flow_run_id=flow_run_id))
 
 
+@task(name="write-reports", result_serializer="json")
+def reports_task(out: str, config: str | None, manifest: str) -> dict[str, Any]:
+    """Write report.html and viewer.html (self-contained, offline) into the run folder."""
+    return stages.write_reports(load_run_config(config), Path(out))
+
+
 @task(name="export-nvivo", result_serializer="json")
 def export_task_nvivo(out: str, config: str | None, manifest: str) -> dict[str, Any]:
     """Write the NVivo exchange files (REFI-QDA project, codebook, dataset spreadsheet) into the run folder."""
@@ -125,8 +131,12 @@ def _code_corpus(corpus: str, out: str, config: str | None, corpus_id: str | Non
     summary = artifacts_task(out, config, plan["run_id"])
     flow_run_id = str(get_run_context().flow_run.id)
     manifest = manifest_task(out, config, plan, reports, flow_run_id)
-    if load_run_config(config).outputs.nvivo:
+    cfg = load_run_config(config)
+    if cfg.outputs.nvivo:
         reports["export_nvivo"] = export_task_nvivo(out, config, manifest)
+    if cfg.outputs.report:
+        reports["report"] = reports_task(out, config, manifest)
+    if cfg.outputs.nvivo or cfg.outputs.report:
         manifest = manifest_task(out, config, plan, reports, flow_run_id)
     return {"run_id": plan["run_id"], "manifest": manifest, "reports": reports, "summary": summary}
 

@@ -74,6 +74,9 @@ def _print_summary(result: dict, out: Path) -> None:
         typer.secho(f"quarantined files: {ingest['quarantined_files']}, skipped rows: {ingest['skipped_rows']}, "
                     f"repaired files: {ingest['repaired_files']} -> see {out / 'quarantine.csv'}",
                     fg=typer.colors.YELLOW)
+    if "report" in reports:
+        typer.echo(f"report: {Path(reports['report']['paths']['report']).resolve()}  "
+                   f"viewer: {Path(reports['report']['paths']['viewer']).resolve()}")
     typer.echo(f"outputs written to {out.resolve()}")
 
 

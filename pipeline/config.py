@@ -98,6 +98,7 @@ class OutputConfig(_Strict):
     csv_bom: bool = Field(False, description="write coded_segments.csv with a UTF-8 BOM for Excel")
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="lowest score written to coded_segments.csv")
     nvivo: bool = Field(True, description="write project.qdpx, codebook.qdc and nvivo_dataset.xlsx at the end")
+    report: bool = Field(True, description="write report.html and viewer.html at the end")
     nvivo_min_score: float = Field(0.0, ge=0.0, le=1.0, description="lowest score exported to NVivo")
 
 

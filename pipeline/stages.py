@@ -37,6 +37,7 @@ __all__ = [
     "code_segments",
     "combine_codes",
     "export_nvivo",
+    "write_reports",
     "export_tables",
     "ingest_and_deidentify",
     "run_paths",
@@ -211,6 +212,17 @@ def export_nvivo(cfg: RunConfig, out_dir: Path) -> StageReport:
     start = time.perf_counter()
     written = export_run(Path(out_dir), to="all", out=Path(out_dir), min_score=cfg.outputs.nvivo_min_score)
     return _report(start, {p.stem: p for p in written}, files=len(written))
+
+
+def write_reports(cfg: RunConfig, out_dir: Path, *, gold: Path | None = None) -> StageReport:
+    """Write the self-contained ``report.html`` and the coded-transcript ``viewer.html`` into the run folder."""
+    from pipeline.report import write_report, write_viewer
+
+    start = time.perf_counter()
+    codebook = load_codebook(cfg.codebook)
+    report = write_report(Path(out_dir), gold=gold, codebook=codebook)
+    viewer = write_viewer(Path(out_dir), codebook=codebook)
+    return _report(start, {"report": report, "viewer": viewer}, pages=2)
 
 
 def run_summary(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:

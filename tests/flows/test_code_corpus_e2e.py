@@ -28,7 +28,7 @@ def demo_run(prefect_harness, demo_corpus, tmp_path_factory):
 def test_e2e_demo_writes_every_output(demo_run):
     out, result = demo_run
     for name in ("documents.parquet", "segments.parquet", "codes.parquet", "coded_segments.csv", "quarantine.csv",
-                 "manifest.json", "project.qdpx", "codebook.qdc", "nvivo_dataset.xlsx"):
+                 "manifest.json", "project.qdpx", "codebook.qdc", "nvivo_dataset.xlsx", "report.html", "viewer.html"):
         assert (out / name).is_file(), name
     docs = pd.read_parquet(out / "documents.parquet")
     segs = pd.read_parquet(out / "segments.parquet")
