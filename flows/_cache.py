@@ -1,8 +1,10 @@
-"""Cache keys for thin tasks: content hashes of inputs, config hash and the pipeline version.
+"""Cache keys for thin tasks: content hashes of inputs and outputs, config hash and the pipeline version.
 
 Prefect's default key covers only a task's own source lines, which do not change when ``pipeline/``
-does; a path-only key goes stale when a file's bytes change. These keys hash what the task reads,
-and include whether its outputs still exist, so a deleted output is rebuilt.
+does; a path-only key goes stale when a file's bytes change. These keys hash what the task reads and
+the outputs it finds on disk: a cached result is only reused when its outputs are still exactly the
+files it recorded. When an output is missing the flow also asks Prefect to refresh the cache
+(:func:`needs_refresh`), so deleted outputs are always rebuilt.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pipeline.codebook import load_codebook
 from pipeline.config import config_sha256, load_run_config
 from pipeline.io import file_sha256
 
-__all__ = ["artifact_key"]
+__all__ = ["artifact_key", "needs_refresh"]
 
 
 def _sha_or_missing(path: str | Path) -> str:
@@ -44,5 +46,10 @@ def artifact_key(context: Any, parameters: dict[str, Any]) -> str:
     for path in parameters.get("reads", []):
         h.update(_sha_or_missing(path).encode())
     for path in parameters.get("writes", []):
-        h.update(b"1" if Path(path).exists() else b"0")
+        h.update(_sha_or_missing(path).encode())
     return h.hexdigest()
+
+
+def needs_refresh(writes: list[str]) -> bool:
+    """True when any output is missing: the task must run even if a cache record exists."""
+    return not all(Path(p).is_file() for p in writes)

@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
-from flows._cache import artifact_key
+from flows._cache import artifact_key, needs_refresh
 from pipeline import stages
 from pipeline.config import load_run_config
 from pipeline.manifest import plan_run, write_manifest
@@ -111,23 +111,31 @@ def code_corpus(corpus: str, out: str, config: str | None = None, corpus_id: str
         return _code_corpus(corpus, out, config, corpus_id)
 
 
+def _fresh(task_fn: Any, writes: list[str]) -> Any:
+    """The task, told to ignore its cache when one of its outputs is missing."""
+    return task_fn.with_options(refresh_cache=True) if needs_refresh(writes) else task_fn
+
+
 def _code_corpus(corpus: str, out: str, config: str | None, corpus_id: str | None) -> dict[str, Any]:
     paths = {k: str(v) for k, v in stages.run_paths(Path(out)).items()}
     corpus_id = corpus_id or load_run_config(config).corpus_id or Path(corpus).resolve().name
     plan = plan_task(corpus, config, corpus_id)
     reports: dict[str, Any] = {}
-    reports["ingest"] = ingest_task(corpus, out, config, plan, writes=[paths["documents"], paths["turns"]])
-    reports["segment"] = segment_task(out, config, reads=[paths["turns"]], writes=[paths["segments"]])
-    coder_reports = [
-        code_task(out, config, i, plan["run_id"], reads=[paths["segments"]],
-                  writes=[f"{out}/interim/codes.{spec.use}.parquet"])
-        for i, spec in enumerate(load_run_config(config).coders)
-    ]
+    writes = [paths["documents"], paths["turns"]]
+    reports["ingest"] = _fresh(ingest_task, writes)(corpus, out, config, plan, writes=writes)
+    writes = [paths["segments"]]
+    reports["segment"] = _fresh(segment_task, writes)(out, config, reads=[paths["turns"]], writes=writes)
+    coder_reports = []
+    for i, spec in enumerate(load_run_config(config).coders):
+        writes = [f"{out}/interim/codes.{spec.use}.parquet"]
+        coder_reports.append(_fresh(code_task, writes)(out, config, i, plan["run_id"], reads=[paths["segments"]],
+                                                       writes=writes))
     reports.update({f"code.{r['counts']['coder']}": r for r in coder_reports})
-    reports["combine"] = combine_task(out, config, coder_reports, plan["run_id"],
-                                      reads=[r["paths"]["codes"] for r in coder_reports], writes=[paths["codes"]])
-    reports["export"] = export_task(out, config, reads=[paths["codes"], paths["segments"]],
-                                    writes=[paths["coded_segments"]])
+    reports["combine"] = _fresh(combine_task, [paths["codes"]])(
+        out, config, coder_reports, plan["run_id"], reads=[r["paths"]["codes"] for r in coder_reports],
+        writes=[paths["codes"]])
+    reports["export"] = _fresh(export_task, [paths["coded_segments"]])(
+        out, config, reads=[paths["codes"], paths["segments"]], writes=[paths["coded_segments"]])
     summary = artifacts_task(out, config, plan["run_id"])
     flow_run_id = str(get_run_context().flow_run.id)
     manifest = manifest_task(out, config, plan, reports, flow_run_id)

@@ -45,16 +45,21 @@ def run(
 ) -> None:
     """Run the main flow (code-corpus) on CORPUS and write the outputs to --out."""
     configure_environment()
+    from pipeline.cli_progress import stage_progress
     from pipeline.config import load_run_config
     from pipeline.stages import preflight
 
     try:
-        preflight(load_run_config(config))
+        cfg = load_run_config(config)
+        preflight(cfg)
         if not corpus.is_dir():
             raise PipelineError(f"corpus folder {str(corpus)!r} does not exist.", code="QA-E010", path=str(corpus))
         from flows.code_corpus import code_corpus
 
-        result = code_corpus(str(corpus), str(out), str(config) if config else None, corpus_id)
+        stages_total = 7 + len(cfg.coders) + int(cfg.outputs.nvivo) + int(cfg.outputs.report) + \
+            int(cfg.outputs.nvivo or cfg.outputs.report)
+        with stage_progress(stages_total):
+            result = code_corpus(str(corpus), str(out), str(config) if config else None, corpus_id)
     except PipelineError as err:
         _fail(err)
     _print_summary(result, out)

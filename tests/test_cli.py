@@ -61,3 +61,27 @@ def test_cli_missing_model_gives_install_command(tmp_path):
                               "--config", str(cfg)])
     assert res.exit_code == 1 and "QA-E050" in res.output and "pip install" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "o").exists()
+
+
+def test_cli_progress_handler_counts_finished_stages():
+    import logging
+
+    from pipeline.cli_progress import StageProgressHandler, stage_of
+
+    class FakeProgress:
+        def __init__(self):
+            self.updates = []
+
+        def update(self, task_id, **kw):
+            self.updates.append(kw)
+
+    progress = FakeProgress()
+    handler = StageProgressHandler(progress, 1)
+    for name, msg in [("ingest-deidentify-4da", "Finished in state Completed()"), ("segment-bb1", "Running"),
+                      ("code-9c2", "Finished in state Failed('x')")]:
+        rec = logging.LogRecord("prefect.task_runs", logging.INFO, "", 0, msg, None, None)
+        rec.task_run_name = name
+        handler.emit(rec)
+    assert stage_of("write-reports-0a1") == "write-reports"
+    assert handler.done == ["ingest-deidentify", "code"]
+    assert [u["description"] for u in progress.updates] == ["reading and de-identifying", "coding (failed)"]
