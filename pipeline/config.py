@@ -99,6 +99,7 @@ class OutputConfig(_Strict):
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="lowest score written to coded_segments.csv")
     nvivo: bool = Field(True, description="write project.qdpx, codebook.qdc and nvivo_dataset.xlsx at the end")
     report: bool = Field(True, description="write report.html and viewer.html at the end")
+    gold: Path | None = Field(None, description="human-coded CSV of this corpus: adds an agreement table to the report")
     nvivo_min_score: float = Field(0.0, ge=0.0, le=1.0, description="lowest score exported to NVivo")
 
 
@@ -171,6 +172,11 @@ def resolve_paths(cfg: RunConfig, *, base: Path) -> RunConfig:
             spec = spec.model_copy(update={"model": found})
         coders.append(spec)
     cfg = cfg.model_copy(update={"coders": coders})
+    if cfg.outputs.gold is not None:
+        gold = _resolve(cfg.outputs.gold, base)
+        if gold is None:
+            raise ConfigError(f"gold file {str(cfg.outputs.gold)!r} not found.", key="outputs.gold")
+        cfg = cfg.model_copy(update={"outputs": cfg.outputs.model_copy(update={"gold": gold})})
     found = _resolve(cfg.codebook, base)
     if found is not None:
         return cfg.model_copy(update={"codebook": found})

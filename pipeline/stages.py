@@ -214,13 +214,13 @@ def export_nvivo(cfg: RunConfig, out_dir: Path) -> StageReport:
     return _report(start, {p.stem: p for p in written}, files=len(written))
 
 
-def write_reports(cfg: RunConfig, out_dir: Path, *, gold: Path | None = None) -> StageReport:
-    """Write the self-contained ``report.html`` and the coded-transcript ``viewer.html`` into the run folder."""
+def write_reports(cfg: RunConfig, out_dir: Path) -> StageReport:
+    """Write ``report.html`` (with agreement when ``outputs.gold`` is set) and ``viewer.html`` into the run folder."""
     from pipeline.report import write_report, write_viewer
 
     start = time.perf_counter()
     codebook = load_codebook(cfg.codebook)
-    report = write_report(Path(out_dir), gold=gold, codebook=codebook)
+    report = write_report(Path(out_dir), gold=cfg.outputs.gold, codebook=codebook)
     viewer = write_viewer(Path(out_dir), codebook=codebook)
     return _report(start, {"report": report, "viewer": viewer}, pages=2)
 

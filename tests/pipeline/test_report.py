@@ -336,3 +336,23 @@ def test_viewer_filters_in_chromium(browser, run_dir: Path, tmp_path: Path) -> N
     assert count() == 0
     assert problems == []
     page.close()
+
+
+def test_report_agreement_table_with_gold(tmp_path):
+    """Gold coding (CSV) -> an agreement table whose F1 matches a hand count, rendered in the report."""
+    from pipeline.report.data import agreement_table
+
+    run = build_run(tmp_path / "run")
+    gold = tmp_path / "gold.csv"
+    # Gold says: d1-s2 has WA.A (machine agrees), d2-s1 has WA.C (agrees) and WA.A (machine misses it).
+    write_csv(gold, ["document_id", "segment_id", "speaker", "text", "codes"], [
+        ["d1", "d1-s2", "client", "I felt heard last time.", "WA.A"],
+        ["d2", "d2-s1", "client", "I want to stop coming.", "WA.A;WA.C"],
+        ["d2", "d2-s0", "client", "I am not sure this works.", ""],
+    ])
+    table = agreement_table(load_run(run), gold, None, FINAL, code_ids=CODES, n_boot=50).set_index("code_id")
+    # WA.A: TP d1-s2, FN d2-s1 -> P 1, R 0.5, F1 2/3. WA.C: TP d2-s1, FP d2-s0 (machine 0.55) -> F1 2/3.
+    assert table.loc["WA.A", "f1"] == pytest.approx(2 / 3) and table.loc["WA.A", "recall"] == pytest.approx(0.5)
+    assert table.loc["WA.C", "f1"] == pytest.approx(2 / 3) and table.loc["WA.A", "n"] == 3
+    html = write_report(run, tmp_path / "r.html", gold=gold).read_text()
+    assert "Agreement" in html or "agreement" in html
