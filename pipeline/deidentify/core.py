@@ -28,6 +28,7 @@ from pipeline.config import DeidentifyConfig
 from pipeline.deidentify.detectors import Span, find_pattern_spans, merge_spans
 from pipeline.deidentify.pseudonyms import PseudonymMap, normalise
 from pipeline.ingest.base import RawDocument, RawTurn
+from pipeline.ingest.roles import is_generic_label as _ingest_is_generic
 from pipeline.nlp import PLACEHOLDER_RE, load_spacy
 from pipeline.schema import DOCUMENT, TURN, coerce_frame
 
@@ -271,11 +272,11 @@ def _at_sentence_start(tok: Any) -> bool:
 
 
 def is_generic_label(label: str | None) -> bool:
-    """True for role labels that identify no one ("Therapist", "T", "Speaker 2")."""
-    if not label:
-        return True
-    low = label.strip().rstrip(":").casefold()
-    return low in _ROLE_WORDS or bool(re.fullmatch(r"(speaker|participant|person|caller)\s*\d*", low))
+    """True for role labels that identify no one ("Therapist", "T", "Speaker 2"); ``None`` counts as generic.
+
+    The same rule as ingest's speaker-label reader (:func:`pipeline.ingest.roles.is_generic_label`).
+    """
+    return not label or _ingest_is_generic(label.strip().rstrip(":"))
 
 
 @dataclass

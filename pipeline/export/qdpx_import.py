@@ -18,7 +18,6 @@ import io
 import logging
 import re
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from defusedxml.common import DefusedXmlException
 
 from pipeline.codebook import Codebook
 from pipeline.errors import IngestError
+from pipeline.ingest.guards import DECOMPRESS_ERRORS
 from pipeline.io import write_csv
 
 __all__ = [
@@ -57,7 +57,6 @@ TRAINING_COLUMNS = ("document_id", "speaker", "text", "codes", "segment_id")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _INT = re.compile(r"^\s*[+-]?\d{1,12}\s*$")
 _SPEAKER = re.compile(r"^(client|therapist|interviewer|unknown) turn \d+$")
-_UNZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -234,7 +233,7 @@ def _reader(archive: zipfile.ZipFile, where: str, max_bytes: int) -> Callable[[z
                     chunks.append(chunk)
         except IngestError:
             raise
-        except _UNZIP_ERRORS as err:
+        except DECOMPRESS_ERRORS as err:
             raise _fail(where, f"member {ascii(info.filename)[:80]} cannot be decompressed "
                                f"({type(err).__name__}); the archive is corrupt") from None
         return b"".join(chunks)

@@ -18,13 +18,14 @@ from pathlib import Path
 from pipeline.errors import IngestError
 from pipeline.ingest.settings import IngestConfig
 
-__all__ = ["MB", "check_file_size", "check_zip", "open_zip"]
+__all__ = ["DECOMPRESS_ERRORS", "MB", "check_file_size", "check_zip", "open_zip"]
 
 MB = 1024 * 1024
 _RATIO_MIN_MEMBER_BYTES = MB  # small members may legitimately compress very well
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DOCTYPE = b"<!doctype"
-_DECOMPRESS_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError, ValueError)
+#: Errors a damaged or hostile zip member can raise while it is read.
+DECOMPRESS_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError, ValueError)
 
 
 def check_file_size(path: Path, source_path: str, cfg: IngestConfig) -> None:
@@ -84,7 +85,7 @@ def check_zip(data: bytes, source_path: str, cfg: IngestConfig, kind: str) -> No
                     _scan_xml_member(archive, info, number, source_path, kind)
         except IngestError:
             raise
-        except _DECOMPRESS_ERRORS as err:
+        except DECOMPRESS_ERRORS as err:
             raise IngestError(
                 f"{kind} archive member cannot be decompressed ({type(err).__name__}); the file is corrupt",
                 code="QA-E013", path=source_path,
