@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.incoming.config import IncomingConfig
 from pipeline.ingest.settings import IngestConfig
 from pipeline.yamlio import load_yaml, validate_yaml_model
 
@@ -116,6 +117,7 @@ class RunConfig(_Strict):
     coders: list[CoderSpec] = Field(default_factory=lambda: [CoderSpec(use="coder.rules.v1")], min_length=1)
     combine: CombineConfig = Field(default_factory=CombineConfig)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
+    incoming: IncomingConfig = Field(default_factory=IncomingConfig)
 
     @field_validator("coders")
     @classmethod

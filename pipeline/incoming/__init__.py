@@ -1,0 +1,1 @@
+"""Scheduled, incremental runs over an inbox of incoming feedback (ledger, store, alerts)."""
