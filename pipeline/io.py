@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -46,7 +48,8 @@ def ensure_private_dir(path: Path) -> Path:
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        ensure_private_dir(path.parent)  # 0700: a plain mkdir left part folders 0755 under the umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -101,13 +104,22 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def _lf(value: Any) -> Any:
+    """A lone CR becomes LF, so the csv module quotes the field.
+
+    csv quotes only fields holding the line terminator (LF); an unquoted CR ends the row in Excel and in csv
+    readers (row injection). CRLF is kept: its LF gets the field quoted.
+    """
+    return _LONE_CR.sub("\n", value) if isinstance(value, str) and "\r" in value else value
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *, bom: bool = False) -> Path:
     """Write a CSV atomically with every text cell formula-neutralised."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) else safe_cell(v) for v in row])
+        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) else _lf(safe_cell(v)) for v in row])
     data = buf.getvalue().encode("utf-8-sig" if bom else "utf-8")
     return atomic_write_bytes(path, data)
 

@@ -6,6 +6,7 @@ back to the YAML node they concern.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,12 +18,17 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from pipeline.errors import ConfigError
 
-__all__ = ["format_loc", "load_yaml", "node_position", "validate_yaml_model"]
+__all__ = ["check_nesting", "format_loc", "load_yaml", "node_position", "validate_yaml_model"]
 
 M = TypeVar("M", bound=BaseModel)
 
 #: Refuse configs larger than this before parsing (YAML is hostile input too).
 MAX_YAML_BYTES = 5 * 1024 * 1024
+#: Refuse configs whose alias-expanded tree has more values than this (YAML "billion laughs").
+MAX_YAML_NODES = 100_000
+#: Refuse configs whose flow brackets nest deeper than this (the parser recurses per level).
+MAX_FLOW_DEPTH = 100
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def load_yaml(path: Path, *, error_cls: type[ConfigError] = ConfigError) -> Any:
@@ -42,6 +48,10 @@ def load_yaml(path: Path, *, error_cls: type[ConfigError] = ConfigError) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise error_cls(f"file is not UTF-8 (byte {e.start}).", code="QA-E001", path=str(path)) from None
+    try:
+        check_nesting(text)
+    except ValueError as e:
+        raise error_cls(f"invalid YAML: {e}.", code="QA-E001", path=str(path)) from None
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -55,6 +65,29 @@ def load_yaml(path: Path, *, error_cls: type[ConfigError] = ConfigError) -> Any:
                         column=col) from None
     except YAMLError as e:
         raise error_cls(f"invalid YAML: {type(e).__name__}.", code="QA-E001", path=str(path)) from None
+    except RecursionError:
+        raise error_cls("invalid YAML: nested too deeply.", code="QA-E001", path=str(path)) from None
+    except ValueError as e:  # e.g. an integer longer than Python's int_max_str_digits
+        raise error_cls(f"invalid YAML: a value cannot be read ({type(e).__name__}).", code="QA-E001",
+                        path=str(path)) from None
+
+
+def check_nesting(text: str, limit: int = MAX_FLOW_DEPTH) -> None:
+    """Raise ValueError when flow brackets (``[``/``{``) nest deeper than ``limit``.
+
+    The YAML parser recurses per level and takes seconds on a few thousand levels before it fails,
+    so this cheap scan runs first. Brackets inside quotes or plain text count too; real configs stay
+    far below the limit either way.
+
+    Raises:
+        ValueError: naming the 1-based line where the limit was passed.
+    """
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > limit:
+            line = text.count("\n", 0, match.start()) + 1
+            raise ValueError(f"brackets nest more than {limit} levels deep at line {line}")
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
@@ -89,12 +122,20 @@ def node_position(data: Any, loc: Sequence[str | int]) -> tuple[int | None, int 
     return line, col
 
 
-def _plain(data: Any) -> Any:
-    """Convert ruamel round-trip containers to plain dicts and lists."""
+def _plain(data: Any, budget: list[int] | None = None) -> Any:
+    """Convert ruamel round-trip containers to plain dicts and lists.
+
+    Aliases are expanded, so a small file can describe a huge tree (a YAML "billion laughs");
+    the expansion stops with a ValueError after :data:`MAX_YAML_NODES` nodes.
+    """
+    budget = budget if budget is not None else [MAX_YAML_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"more than {MAX_YAML_NODES} values after expanding aliases")
     if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
+        return {str(k): _plain(v, budget) for k, v in data.items()}
     if isinstance(data, list):
-        return [_plain(v) for v in data]
+        return [_plain(v, budget) for v in data]
     return data
 
 
@@ -108,7 +149,12 @@ def validate_yaml_model(data: Any, model: type[M], *, path: Path,
     if not isinstance(data, dict):
         raise error_cls("the top level must be a mapping of keys to values.", path=str(path), line=1)
     try:
-        return model.model_validate(_plain(data))
+        plain = _plain(data)
+    except (ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise error_cls(f"invalid YAML: {reason}.", code="QA-E001", path=str(path), line=1) from None
+    try:
+        return model.model_validate(plain)
     except ValidationError as e:
         errors = e.errors(include_url=False)
         first = errors[0]

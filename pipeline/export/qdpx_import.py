@@ -173,7 +173,7 @@ def read_qdpx(path: str | Path, *, max_bytes: int = MAX_BYTES, max_members: int 
         raise _fail(where, f"file cannot be read ({type(err).__name__})", "QA-E010") from None
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
         raise _fail(where, f"not a readable .qdpx: the zip container is corrupt ({type(err).__name__})") from None
     with archive:
         members = _check_members(archive.infolist(), where, max_bytes, max_members, max_ratio)

@@ -28,6 +28,7 @@ from pipeline.ingest.settings import IngestConfig
 from pipeline.ingest.spreadsheets import read_csv, read_xlsx
 from pipeline.ingest.subtitles import read_srt, read_vtt
 from pipeline.ingest.text import read_docx, read_txt
+from pipeline.yamlio import MAX_YAML_BYTES, check_nesting
 
 __all__ = ["READERS", "ingest_corpus", "ingest_file", "load_corpus_config"]
 
@@ -140,7 +141,11 @@ def load_corpus_config(root: Path, base: IngestConfig) -> IngestConfig:
         return base
     where = path.as_posix()
     try:
-        data = YAML(typ="rt", pure=True).load(path.read_text(encoding="utf-8-sig"))
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"is larger than {MAX_YAML_BYTES} bytes", code="QA-E001", path=where)
+        text = path.read_text(encoding="utf-8-sig")
+        check_nesting(text)
+        data = YAML(typ="rt", pure=True).load(text)
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot be read ({type(err).__name__})", code="QA-E001", path=where) from None
     except YAMLError as err:
@@ -149,12 +154,17 @@ def load_corpus_config(root: Path, base: IngestConfig) -> IngestConfig:
         problem = getattr(err, "problem", None) or type(err).__name__
         raise ConfigError(f"is not valid YAML ({problem})", code="QA-E001", path=where, line=line,
                           column=column) from None
+    except (RecursionError, ValueError) as err:  # nesting too deep; an integer over int_max_str_digits
+        reason = str(err) if str(err).startswith("brackets nest") else type(err).__name__
+        raise ConfigError(f"is not valid YAML ({reason})", code="QA-E001", path=where) from None
     if data is None:
         return base
     if not isinstance(data, Mapping):
         raise ConfigError("must be a mapping of setting names to values", code="QA-E001", path=where, line=1)
     try:
         values = plain(data)
+    except RecursionError:
+        raise ConfigError("is nested too deeply", code="QA-E001", path=where) from None
     except ValueError as err:
         raise ConfigError(str(err), code="QA-E001", path=where) from None
     try:

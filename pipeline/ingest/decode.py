@@ -71,6 +71,7 @@ def decode_text(ctx: ReadContext) -> DecodedText:
         if problem is not None:
             problems.append(problem)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    check_line_lengths(text.split("\n"), ctx)  # before the costly steps (ftfy scans ~1 s/MB); again after NFC
     text, fixed = _fix_mojibake(text, ctx)
     problems.extend(fixed)
     text = unicodedata.normalize("NFC", text)
@@ -155,7 +156,7 @@ def _decode_cp1252(data: bytes) -> str:
 
 
 def _fix_mojibake(text: str, ctx: ReadContext) -> tuple[str, list[Problem]]:
-    if not is_bad(text):
+    if text.isascii() or not is_bad(text):  # mojibake is never pure ASCII; is_bad costs ~1 s per MB
         return text, []
     lines = text.split("\n")
     changed: list[int] = []

@@ -60,7 +60,7 @@ def open_zip(data: bytes, source_path: str, kind: str) -> zipfile.ZipFile:
     """
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
         raise IngestError(
             f"not a readable {kind} file: the zip container is truncated or corrupt ({type(err).__name__}); "
             f"a legacy binary .{kind[:-1]} file must be saved as .{kind}",

@@ -21,6 +21,7 @@ from pipeline.errors import IngestError
 from pipeline.ingest.base import ROLES, SOURCE_TYPES
 from pipeline.ingest.roles import builtin_role, label_names
 from pipeline.ingest.settings import IngestConfig
+from pipeline.yamlio import check_nesting
 
 __all__ = [
     "Sidecar",
@@ -160,6 +161,8 @@ def load_sidecar(sidecar: Path, sidecar_rel: str, data_rel: str) -> Sidecar:
         value = data[key]
         try:
             _apply_key(result, str(key), value)
+        except RecursionError:
+            raise _sidecar_error(f"key '{key}': nested too deeply", sidecar_rel, data_rel, line) from None
         except ValueError as err:
             line = getattr(err, "line", None) or line
             raise _sidecar_error(f"key '{key}': {err}", sidecar_rel, data_rel, line) from None
@@ -229,12 +232,16 @@ def _parse_yaml(sidecar: Path, sidecar_rel: str, data_rel: str) -> Mapping[str, 
     except UnicodeDecodeError:
         raise _sidecar_error("is not valid UTF-8", sidecar_rel, data_rel, None) from None
     try:
+        check_nesting(text)
         data = YAML(typ="rt", pure=True).load(text)
     except YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or type(err).__name__
         raise _sidecar_error(f"is not valid YAML ({problem})", sidecar_rel, data_rel, line) from None
+    except (RecursionError, ValueError) as err:  # nesting too deep; an integer over int_max_str_digits
+        reason = str(err) if str(err).startswith("brackets nest") else type(err).__name__
+        raise _sidecar_error(f"is not valid YAML ({reason})", sidecar_rel, data_rel, None) from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

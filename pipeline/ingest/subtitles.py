@@ -37,6 +37,8 @@ _VTT_TIMING = re.compile(r"^\s*((?:\d+:)?\d{1,2}:\d{1,2}\.\d{1,3})\s*-->")
 _SRT_TIMING = re.compile(r"^\s*(\d+:\d{1,2}:\d{1,2}(?:[,.:]\d{1,3})?)\s*-->")
 _VOICE = re.compile(r"^<v(?:\.[\w-]+)*\s+([^>\s][^>]*)>")
 _TAGS = re.compile(r"<[^>\n]*>|\{\\[^}\n]*\}")
+_LONG_DIGITS = 30
+_LONG_NUMBER = re.compile(rf"^[ \t]*\d{{{_LONG_DIGITS},}}", re.MULTILINE)
 
 
 @dataclass
@@ -82,6 +84,11 @@ def read_srt(ctx: ReadContext) -> IngestResult:
     """
     decoded = decode_text(ctx)
     text = decoded.text
+    long_number = _LONG_NUMBER.search(text)
+    if long_number is not None:  # srt's block regex backtracks on it: 1,122 digits took 11 s, 5,000 minutes
+        line = text.count("\n", 0, long_number.start()) + 1
+        raise IngestError(f"SRT line {line} starts with {_LONG_DIGITS} or more digits; it is not a cue number",
+                          code="QA-E013", path=ctx.source_path, line=line)
     try:
         subtitles = list(srt.parse(text))
     except srt.SRTParseError as err:
@@ -92,6 +99,8 @@ def read_srt(ctx: ReadContext) -> IngestResult:
             f"SRT block at line {line} is malformed (expected a cue number, a 'start --> end' line and text)",
             code="QA-E013", path=ctx.source_path, line=line,
         ) from None
+    except OverflowError:  # e.g. "00:00:02,0707070707070707076": too many milliseconds for a timedelta
+        raise IngestError("an SRT timestamp is out of range", code="QA-E013", path=ctx.source_path) from None
     timings = _timing_lines(text, _SRT_TIMING, _srt_start)
     lines, skipped = _locate([_format_td(s.start) for s in subtitles], timings)
     cues = []
@@ -194,7 +203,7 @@ def _vtt_start(value: str) -> str | None:
 def _srt_start(value: str) -> str | None:
     try:
         return _format_td(srt.srt_timestamp_to_timedelta(value))
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, OverflowError):
         return None
 
 
