@@ -51,12 +51,18 @@ ERRORS: dict[str, ErrorSpec] = {
         ErrorSpec("QA-E015", "input row is malformed"),
         ErrorSpec("QA-E016", "input file type is not supported"),
         ErrorSpec("QA-E017", "sidecar metadata is invalid"),
+        ErrorSpec("QA-E018", "de-identification labels do not match the corpus text"),
+        ErrorSpec("QA-E019", "identifier text may be printed only for a corpus declared fictional"),
         ErrorSpec("QA-E020", "table does not match its declared schema"),
         ErrorSpec("QA-E021", "segment text does not equal its slice of the document text"),
         ErrorSpec("QA-E030", "coder used before it was fitted"),
         ErrorSpec("QA-E031", "coder failed"),
         ErrorSpec("QA-E040", "export failed"),
         ErrorSpec("QA-E050", "a required package or model is not installed"),
+        ErrorSpec("QA-E060", "another incoming pass holds the store lock"),
+        ErrorSpec("QA-E061", "the incoming ledger database cannot be opened"),
+        ErrorSpec("QA-E062", "an incoming item is not claimed by the committing pass"),
+        ErrorSpec("QA-E070", "no Prefect API answers and a local Prefect server could not be started"),
     )
 }
 

@@ -36,9 +36,23 @@ def pmap(tmp_path):
     ("back on March 3rd, 2025 I think", "DATE"),
     ("the letter was dated 03/04/2025", "DATE"),
     ("my gran was 93 years old", "AGE"),
+    ("my grandad died at ninety-two", "AGE"),
+    ("email me at jo dot bloggs at example dot co dot uk", "EMAIL"),
+    ("ring (0114) 496 0831 please", "PHONE"),
+    ("send it to flat 2, 11 chapel close", "ADDRESS"),
+    ("my hospital number is 7075690.", "ID"),
+    ("the router said 192.168.10.24", "ID"),
+    ("the car was YK19 ABC", "ID"),
+    ("Springfield, IL 62704", "ADDRESS"),
+    ("it's sleepstation.example.org.uk/start.", "URL"),
 ])
 def test_deidentify_patterns_find_identifiers(text, category):
     assert category in {s.category for s in find_pattern_spans(text)}
+
+
+def test_deidentify_patterns_keep_spoken_at_and_walking_distances():
+    for text in ("have a look at this dot com thing", "it's a 10 minute walk from the station"):
+        assert [s for s in find_pattern_spans(text) if s.category in ("EMAIL", "ADDRESS")] == [], text
 
 
 def test_deidentify_patterns_leave_durations_and_plain_numbers():
@@ -90,3 +104,52 @@ def test_deidentify_feedback_has_no_speaker_prefix(pmap):
                source_type="feedback", meta={"clinician": "Dr. Maya Ellis"})
     res = deidentify_documents([doc], DeidentifyConfig(), pmap, corpus_id="demo")
     assert res.documents.loc[0, "text"] == "[THERAPIST_1] was great, felt listened to."
+
+
+# -- first-name gazetteer (US Census 1990 lists from the ``names`` package) ----------------------------------
+
+
+def test_first_name_gazetteer_is_loaded_from_the_names_package():
+    from pipeline.deidentify.detectors import first_name_gazetteer
+
+    names = first_name_gazetteer()
+    assert 5000 <= len(names) <= 5500 and {"nadia", "gwen", "rosie", "will", "grace"} <= names
+    assert all(n == n.casefold() and n.isalpha() for n in names)
+    assert first_name_gazetteer() is names  # cached
+
+
+def _client_text(pmap, *texts, cfg=None):
+    doc = _doc([("Client", "client", t, i + 1) for i, t in enumerate(texts)])
+    return deidentify_documents([doc], cfg or DeidentifyConfig(), pmap, corpus_id="demo").documents.loc[0, "text"]
+
+
+def test_deidentify_gazetteer_finds_lower_case_first_names(pmap):
+    text = _client_text(pmap, "i told nadia about it and she just listened.")
+    assert "nadia" not in text and "i told [PERSON_1] about it" in text
+    # without the layer the lower-case name survives (NER alone does not take it)
+    plain = _client_text(PseudonymMap(None), "i told nadia about it and she just listened.",
+                         cfg=DeidentifyConfig(first_names=False))
+    assert "nadia" in plain
+
+
+def test_deidentify_gazetteer_keeps_dictionary_words_that_are_also_names(pmap):
+    said = "we will meet in may, and i hope there is some grace in it. i hung up on mark and art."
+    assert _client_text(pmap, said).endswith(said)
+
+
+def test_deidentify_gazetteer_joins_a_following_surname_into_one_span(pmap):
+    text = _client_text(pmap, "me and carla whitmore went to the cinema.", "carla notices everything.")
+    assert "me and [PERSON_1] went to the cinema." in text  # one span, not "[PERSON_1] [PERSON_2]"
+    assert "[PERSON_1] notices everything." in text  # a verb after the name is not a surname
+    assert "whitmore" not in text and "carla" not in text
+
+
+def test_deidentify_gazetteer_names_keep_the_pseudonym_of_the_capitalised_name(pmap):
+    text = _client_text(pmap, "My friend Nadia Okafor came round.", "later nadia rang again.")
+    assert text.count("[PERSON_1]") == 2 and "nadia" not in text.casefold()
+    # and a name first found in lower case joins the batch's deny-list, in metadata too
+    doc = _doc([("Client", "client", "so i told rosie", 1)], meta={"note": "Rosie was there"})
+    res = deidentify_documents([doc], DeidentifyConfig(), PseudonymMap(None), corpus_id="demo")
+    pseudonym = res.documents.loc[0, "text"].rsplit(" ", 1)[1]
+    assert pseudonym.startswith("[PERSON_") and json.loads(res.documents.loc[0, "metadata"])["note"] == (
+        f"{pseudonym} was there")
