@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "coder.rules.v1": "pipeline.coders.rules:RulesCoder",
     "coder.similarity.v1": "pipeline.coders.similarity:SimilarityCoder",
     "coder.classifier.v1": "pipeline.coders.classifier:ClassifierCoder",
+    "coder.topics.v1": "pipeline.coders.topics:TopicCoder",
     "embed.minilm.v1": "pipeline.embed:load_minilm",
     "embed.static.v1": "pipeline.embed:load_static",
 }

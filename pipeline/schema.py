@@ -24,6 +24,7 @@ __all__ = [
     "QUARANTINE",
     "SEGMENT",
     "TABLES",
+    "TOPIC",
     "TURN",
     "Column",
     "Table",
@@ -146,7 +147,25 @@ QUARANTINE = Table(
     description="Every input problem of a run: skipped files and rows, and repairs.",
 )
 
-TABLES = {t.name: t for t in (DOCUMENT, TURN, SEGMENT, ASSIGNMENT, QUARANTINE)}
+TOPIC = Table(
+    "TOPIC",
+    (
+        Column("topic_id", "int", description="topic number of coder.topics.v1 (0 = largest at fit time)"),
+        Column("label", "str", description="the mapped code's name, else the suggested label"),
+        Column("code_id", "str", description="mapped codebook code id, or a candidate-theme id TOPIC.nn"),
+        Column("code_name", "str", nullable=True, description="name of the mapped code; null for candidate themes"),
+        Column("candidate", "bool", description="True when the topic matches no code (a candidate new theme)"),
+        Column("size", "int", description="segments in the topic at fit time"),
+        Column("share", "float", description="size / fitted segments"),
+        Column("top_terms", "str", description="c-TF-IDF terms, '; '-separated, best first"),
+        Column("suggested_label", "str", description="label from the top three terms"),
+        Column("similarity", "float", description="centred cosine of the topic to its nearest code"),
+    ),
+    key=("topic_id",),
+    description="Emergent topics of a run (topics.parquet); no participant text.",
+)
+
+TABLES = {t.name: t for t in (DOCUMENT, TURN, SEGMENT, ASSIGNMENT, QUARANTINE, TOPIC)}
 
 _KIND_CHECK = {
     "str": pd.api.types.is_string_dtype,

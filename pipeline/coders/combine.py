@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.codebook import Codebook
 from pipeline.coders.base import assignment_frame
+from pipeline.coders.topics import TOPICS_CODER, is_candidate
 from pipeline.errors import ConfigError, SchemaError
 from pipeline.schema import ASSIGNMENT
 
@@ -120,6 +121,9 @@ def _gather(tables: list[pd.DataFrame], codebook: Codebook) -> tuple[pd.DataFram
     rows = pd.concat(frames, ignore_index=True)
     rows = rows.astype({"segment_id": str, "code_id": str, "coder": str, "score": float})
     rows["label"] = rows["label"].astype("boolean").fillna(False).astype(bool)
+    # candidate themes of the topic coder (TOPIC.nn) are not codebook codes: they are not combined
+    candidate = (rows["coder"] == TOPICS_CODER) & rows["code_id"].map(is_candidate).astype(bool)
+    rows = rows[~candidate].reset_index(drop=True)
     unknown = sorted(set(rows["code_id"]) - set(codebook.code_ids))
     if unknown:
         raise SchemaError(f"code ids {unknown[:5]} are not in codebook {codebook.id}@{codebook.version}.",

@@ -35,6 +35,7 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.codebook import Code, Codebook, load_codebook
+from pipeline.coders.topics import TOPICS_CODER
 from pipeline.errors import ExportError
 from pipeline.io import atomic_write_bytes, ensure_private_dir, safe_cell
 from pipeline.schema import ASSIGNMENT, DOCUMENT, SEGMENT, validate_frame
@@ -94,7 +95,7 @@ def source_name(source_path: str, record_key: str = "") -> str:
     """
     stem = PurePosixPath(source_path).with_suffix("").as_posix().replace("/", "_")
     name = f"{stem} #{record_key}" if record_key else stem
-    return re.sub(r"[\\.:]", "_", name)
+    return re.sub(r"[\\/.:]", "_", name)  # "/" too: a record key may hold one
 
 
 def _present(value: Any) -> bool:
@@ -236,6 +237,9 @@ def _select(assignments: pd.DataFrame, codebook: Codebook, *, min_score: float,
             raise ExportError(f"The 'codes' filter names codes not in codebook {codebook.id} "
                               f"{codebook.version}: {unknown}.", key="codes")
     keep = assignments["label"].astype(bool) & (assignments["score"] >= min_score)
+    # the topic coder's rows are exploratory (candidate themes TOPIC.nn are no codebook codes, and a mapped
+    # topic is not a coding decision): NVivo gets the codebook coders' codings; topics are in topics.html
+    keep &= assignments["coder"] != TOPICS_CODER
     if codes is not None:
         keep &= assignments["code_id"].isin(list(codes))
     chosen = assignments[keep]

@@ -117,6 +117,7 @@ def pick_coder(codes: pd.DataFrame, coder: str | None = None) -> str:
         return coder
     if FINAL_CODER in coders:
         return FINAL_CODER
+    coders = [c for c in coders if c != "coder.topics.v1"] or coders  # topics have their own page (topics.html)
     if not coders:
         raise ValueError("The run's codes table is empty; there is no coder to report on.")
     return sorted(coders)[0]

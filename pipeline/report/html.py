@@ -79,6 +79,7 @@ def write_report(run_dir: Path, path: Path | None = None, *, gold: Path | None =
     data = report_data(run_dir, coder=coder, gold=gold, codebook=codebook)
     html = _env().get_template("report.html.j2").render(
         csp=_CSP, style=_STYLE, plotly_js=_plotly_js(), d=data, figures=_figures(data), by_titles=_BY_TITLES,
+        topics_page=(run_dir / "topics.html").is_file(),
         speakers=SPEAKERS, fmt=_fmt, pct=_pct, names=dict(zip(data["codes"]["code_id"], data["codes"]["name"],
                                                             strict=True)),
     )
@@ -269,7 +270,9 @@ _REPORT = """<!DOCTYPE html>
 <title>Run report {{ d.run_id }}</title><style>{{ style }}</style></head>
 <body><header><h1>Working-alliance codes: run report</h1>
 <p class="muted">Run <code>{{ d.run_id or "(no manifest)" }}</code> · codes from <code>{{ d.coder }}</code> ·
-de-identified text only. Every chart has a table of the same numbers below it.</p></header>
+de-identified text only. Every chart has a table of the same numbers below it.
+{%- if topics_page %} Emergent themes and candidate new themes: <a href="topics.html">topics.html</a>.{% endif %}</p>
+</header>
 <main>
 <noscript><p><strong>JavaScript is off:</strong> the charts are not drawn; the tables hold every number.</p></noscript>
 {% set s = d.summary %}

@@ -44,9 +44,24 @@ def test_e2e_demo_writes_every_output(demo_run):
     assert manifest["run_id"] == result["run_id"] and manifest["counts"]["segment.segments"] == len(segs)
     assert len(manifest["inputs"]) >= 22 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    topics = pd.read_parquet(out / "topics.parquet")  # emergent themes (coder.topics.v1), on by default
+    assert len(topics) >= 5 and topics["candidate"].any() and (~topics["candidate"]).any()
+    assert set(codes.loc[codes["coder"] == "coder.topics.v1", "code_id"]) == set(topics["code_id"])
+    assert (out / "topics.html").is_file() and (out / "candidate_themes.csv").is_file()
+    assert result["reports"]["topics"]["counts"]["fitted_segments"] == int((segs["speaker"] == "client").sum())
     codes_per_id = codes[codes["label"]].groupby("code_id")["segment_id"].nunique()
     published = {row["code_id"]: row["segments"] for row in result["summary"]["per_code"]}
     assert published == {c: int(codes_per_id.get(c, 0)) for c in published}
+
+
+def test_e2e_runs_in_batches_and_removes_raw_work_files(demo_run):
+    out, result = demo_run
+    n = result["reports"]["ingest"]["counts"]["batches"]
+    assert n >= 2  # the demo's 349 documents in batches of 200 (runner.batch_documents)
+    assert result["reports"]["ner"]["counts"]["batches"] == n
+    for stage in ("turns", "segments", "codes.coder.rules.v1"):
+        assert len(list((out / "interim" / stage).glob("part-*.parquet"))) == n, stage
+    assert not (out / "restricted" / "work").exists()  # raw turn texts of the NER pass are deleted
 
 
 def test_e2e_prefect_artifacts_hold_counts_not_text(demo_run):
@@ -126,7 +141,7 @@ def test_e2e_rerun_is_reproducible(demo_run, demo_corpus, tmp_path):
     again = tmp_path / "again"
     result2 = code_corpus(str(demo_corpus), str(again))
     assert result2["run_id"] == result["run_id"]
-    for name in ("documents.parquet", "segments.parquet", "codes.parquet"):
+    for name in ("documents.parquet", "segments.parquet", "codes.parquet", "topics.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(again / name))
     assert (out / "coded_segments.csv").read_bytes() == (again / "coded_segments.csv").read_bytes()
 
@@ -168,6 +183,7 @@ def test_e2e_nvivo_round_trip_through_cli(demo_run, tmp_path):
     back = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     segs = pd.read_parquet(out / "segments.parquet")
     codes = pd.read_parquet(out / "codes.parquet")
+    codes = codes[codes["coder"] != "coder.topics.v1"]  # topics are exploratory: not exported to NVivo
     coded = codes[codes["label"]].groupby("segment_id")["code_id"].apply(lambda c: ";".join(sorted(set(c))))
     assert len(back) == len(coded)
     texts = set(segs.loc[segs["segment_id"].isin(coded.index), "text"])

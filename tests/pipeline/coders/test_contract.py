@@ -44,7 +44,8 @@ def test_contract_fit_returns_self_and_output_is_valid(name, segments, codebook)
     validate_frame(out, ASSIGNMENT, stage=name)
     pd.testing.assert_frame_equal(segments, before)  # input not mutated
     assert set(out["segment_id"]) <= set(segments["segment_id"])
-    assert set(out["code_id"]) <= set(codebook.code_ids)
+    # codebook codes, or the candidate themes a coder declares (coder.topics.v1: TOPIC.nn)
+    assert set(out["code_id"]) <= set(codebook.code_ids) | set(getattr(coder, "candidate_code_ids_", []))
     assert (out["coder"] == coder.name).all() and (out["run_id"] == "r1").all()
 
 
