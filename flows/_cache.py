@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.codebook import load_codebook
 from pipeline.config import config_sha256, load_run_config
 from pipeline.io import file_sha256
+from pipeline.runners import load_codebook_once
 
 __all__ = ["artifact_key", "needs_refresh"]
 
@@ -34,7 +34,7 @@ def artifact_key(context: Any, parameters: dict[str, Any]) -> str:
     h.update(__version__.encode())
     cfg = load_run_config(parameters.get("config"))
     h.update(config_sha256(cfg).encode())
-    h.update(load_codebook(cfg.codebook).sha256().encode())
+    h.update(load_codebook_once(cfg.codebook).sha256().encode())
     for name in sorted(parameters):
         value = parameters[name]
         if name in ("plan", "reports", "report"):

@@ -18,7 +18,11 @@ __all__ = ["STAGE_LABELS", "StageProgressHandler", "stage_progress"]
 #: Task name -> what the user sees.
 STAGE_LABELS = {
     "plan-run": "hashing inputs",
+    "ingest-prepare": "reading the corpus",
+    "ner-batch": "finding names (batches)",
     "ingest-deidentify": "reading and de-identifying",
+    "segment-batch": "segmenting (batches)",
+    "code-batch": "coding (batches)",
     "segment": "segmenting",
     "code": "coding",
     "combine": "combining codes",
@@ -51,6 +55,9 @@ class StageProgressHandler(logging.Handler):
         if not name or "Finished in state" not in record.getMessage():
             return
         stage = stage_of(str(name))
+        if stage.endswith("-batch"):  # one of many batch tasks: shown, not counted as a stage
+            self.progress.update(self.task_id, description=STAGE_LABELS.get(stage, stage))
+            return
         self.done.append(stage)
         failed = "Completed" not in record.getMessage() and "Cached" not in record.getMessage()
         label = STAGE_LABELS.get(stage, stage) + (" (failed)" if failed else "")

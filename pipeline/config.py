@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pipeline.errors import ConfigError
 from pipeline.incoming.config import IncomingConfig
 from pipeline.ingest.settings import IngestConfig
+from pipeline.runners import RunnerConfig
+from pipeline.topics.config import TopicsConfig
 from pipeline.yamlio import load_yaml, validate_yaml_model
 
 __all__ = [
@@ -46,6 +48,11 @@ class DeidentifyConfig(_Strict):
     )
     proper_nouns: bool = Field(
         True, description="also replace mid-sentence proper nouns (tag NNP) that NER missed (recall first)"
+    )
+    first_names: bool = Field(
+        True,
+        description="also replace person first names from a gazetteer (US Census 1990 lists) in any case "
+        "(\"i told carla\"), unless they are English dictionary words (\"will\", \"grace\")",
     )
     remember_names: bool = Field(
         False,
@@ -118,6 +125,10 @@ class RunConfig(_Strict):
     combine: CombineConfig = Field(default_factory=CombineConfig)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
     incoming: IncomingConfig = Field(default_factory=IncomingConfig)
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="where batch tasks run (local or Dask); never changes outputs"
+    )
 
     @field_validator("coders")
     @classmethod
@@ -157,9 +168,12 @@ def _resolve(path: Path, base: Path) -> Path | None:
     if path.is_absolute():
         return path
     for root in (base, Path.cwd(), project_root()):
-        candidate = (root / path).resolve()
-        if candidate.exists():
-            return candidate
+        try:
+            candidate = (root / path).resolve()
+            if candidate.exists():
+                return candidate
+        except OSError:  # name too long, loops, unreadable parents: treated as "not found here"
+            continue
     return None
 
 
@@ -189,6 +203,9 @@ def resolve_paths(cfg: RunConfig, *, base: Path) -> RunConfig:
 
 
 def config_sha256(cfg: RunConfig) -> str:
-    """Hash of the resolved config (paths as given), for manifests and cache keys."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    """Hash of the resolved config (paths as given), for manifests and cache keys.
+
+    The ``runner`` section is left out: where tasks run never changes the outputs.
+    """
+    blob = json.dumps(cfg.model_dump(mode="json", exclude={"runner"}), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -26,7 +26,12 @@ PRIVATE_ENV = {
 
 
 def configure_environment() -> dict[str, str]:
-    """Apply :data:`PRIVATE_ENV` with ``setdefault`` and return the values in force."""
+    """Apply :data:`PRIVATE_ENV` with ``setdefault`` and return the values in force.
+
+    Also sets the process umask to 077: every file and folder this process (and the task workers it starts)
+    creates is readable by its owner only, including files written by libraries such as Prefect's result store.
+    """
+    os.umask(0o077)
     for key, value in PRIVATE_ENV.items():
         os.environ.setdefault(key, value)
     return {k: os.environ[k] for k in PRIVATE_ENV}

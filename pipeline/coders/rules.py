@@ -18,6 +18,12 @@ from pipeline.nlp import load_spacy
 
 __all__ = ["RulesCoder"]
 
+#: Token attributes the tokenizer alone sets (lexical); patterns using only these need no tagger or lemmatizer.
+_LEXICAL = {"ORTH", "TEXT", "LOWER", "LENGTH", "IS_ALPHA", "IS_ASCII", "IS_DIGIT", "IS_LOWER", "IS_UPPER",
+            "IS_TITLE", "IS_PUNCT", "IS_SPACE", "IS_STOP", "IS_BRACKET", "IS_QUOTE", "IS_LEFT_PUNCT",
+            "IS_RIGHT_PUNCT", "IS_CURRENCY", "LIKE_NUM", "LIKE_URL", "LIKE_EMAIL", "SHAPE", "PREFIX", "SUFFIX",
+            "OP"}
+
 
 class RulesCoder(BaseCoder):
     """Rule-based coder.
@@ -30,6 +36,9 @@ class RulesCoder(BaseCoder):
     """
 
     name = "coder.rules.v1"
+    #: ``fit`` reads only the codebook and ``predict`` codes each segment on its own, so batches of segments
+    #: can be predicted apart (in parallel) and joined in order with the same result.
+    fits_on_codebook_only = True
 
     def __init__(self, *, spacy_model: str = "en_core_web_sm", batch_size: int = 256,
                  respect_speakers: bool = True, max_evidence_chars: int = 80) -> None:
@@ -67,6 +76,8 @@ class RulesCoder(BaseCoder):
         self.phrase_matcher_ = phrases
         self.pattern_index_ = index
         self.code_speakers_ = {c.id: set(c.speakers) for c in codebook.codes}
+        used = {str(k).upper() for c in codebook.codes for p in c.patterns if p.tokens for t in p.tokens for k in t}
+        self.needs_pipeline_ = not used <= _LEXICAL
         self.codebook_version_ = f"{codebook.id}@{codebook.version}"
         return self
 
@@ -78,14 +89,24 @@ class RulesCoder(BaseCoder):
         texts = segments["text"].tolist()
         ids = segments["segment_id"].tolist()
         speakers = segments["speaker"].tolist()
-        for seg_id, speaker, doc in zip(ids, speakers, nlp.pipe(texts, batch_size=self.batch_size),
-                                        strict=True):
-            vocab = doc.vocab
-            for match_id, start, end in [*self.matcher_(doc), *self.phrase_matcher_(doc)]:
-                code_id, label, weight = self.pattern_index_[vocab.strings[match_id]]
+        # Matches depend on the text alone: match each distinct text once. Patterns over lexical attributes
+        # only (LOWER, IS_PUNCT, ...) need the tokenizer alone, not the tagger and lemmatizer.
+        unique = list(dict.fromkeys(texts))
+        if self.needs_pipeline_:
+            docs = nlp.pipe(unique, batch_size=self.batch_size)
+        else:
+            docs = nlp.tokenizer.pipe(unique, batch_size=self.batch_size)
+        found: dict[str, list[tuple[str, str]]] = {}
+        for text, doc in zip(unique, docs, strict=True):
+            strings = doc.vocab.strings
+            found[text] = [(strings[match_id], doc[start:end].text)
+                           for match_id, start, end in [*self.matcher_(doc), *self.phrase_matcher_(doc)]]
+        for seg_id, speaker, text in zip(ids, speakers, texts, strict=True):
+            for key, matched in found[text]:
+                code_id, label, weight = self.pattern_index_[key]
                 if self.respect_speakers and speaker != "unknown" and speaker not in self.code_speakers_[code_id]:
                     continue
-                evidence = f"{label} | {doc[start:end].text[: self.max_evidence_chars]}"
+                evidence = f"{label} | {matched[: self.max_evidence_chars]}"
                 current = best.get((seg_id, code_id))
                 if current is None or (weight, current[1]) > (current[0], evidence):
                     best[(seg_id, code_id)] = (weight, evidence)
