@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 
 QC_VENV ?= .venv-qc
 
-.PHONY: demo test install install-dev lint clean-outputs browser
+.PHONY: demo test install install-dev lint clean-outputs browser bench audit
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,28 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		echo "chromium could not be installed: the browser test will skip"; }
 
-test: install-dev $(QC_VENV)/bin/qc browser
-	ALLIANCE_QC_BIN=$(abspath $(QC_VENV))/bin/qc $(PY) -m pytest
+# Dependency audit as a report (outputs/audit/): fails only when installed versions break the pins.
+audit: install-dev
+	$(PY) .ci/audit.py
+
+# The ledger tests also run on PostgreSQL: .ci/postgres.sh starts a throw-away server (loopback, free port) unless
+# ALLIANCE_TEST_PG_URL is set already; if it cannot start, those variants skip and say why.
+test: install-dev $(QC_VENV)/bin/qc browser audit
+	@pg=$$(mktemp -d -u /tmp/alliance-pg.XXXXXX); trap ".ci/postgres.sh stop $$pg >/dev/null 2>&1 || true" EXIT; \
+	if [ -z "$$ALLIANCE_TEST_PG_URL" ]; then \
+	  url=$$(.ci/postgres.sh start "$$pg" | tail -n 1) && export "$$url" || \
+	    echo "PostgreSQL could not be started: the PostgreSQL ledger tests will skip"; \
+	fi; \
+	ALLIANCE_QC_BIN=$(abspath $(QC_VENV))/bin/qc $(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmark suite over synthetic corpora (bench/README.md): `make bench` runs the 10k-segment size;
+# larger sizes by flag, e.g. `make bench SIZES="10000 100000 300000"`; more options via BENCH_ARGS
+# (e.g. BENCH_ARGS="--no-dask --no-incremental"). Results: bench/results/suite-<size>.json and the
+# table in bench/README.md; corpora and runs under outputs/bench/.
+SIZES ?= 10000
+BENCH_ARGS ?=
+bench: install
+	$(PY) bench/run.py --sizes $(SIZES) $(BENCH_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check pipeline flows tests

@@ -42,8 +42,18 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for this run.")],
     config: ConfigOpt = None,
     corpus_id: Annotated[str | None, typer.Option(help="Corpus name (default: config or folder name).")] = None,
+    runner: Annotated[str | None, typer.Option("--runner", help="local | dask (default: the config's runner.kind).")
+                      ] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", help="Scheduler of an existing Dask cluster, tcp://host:8786 (implies --runner dask).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1,
+                                                help="Worker processes of a temporary local Dask cluster.")] = None,
 ) -> None:
-    """Run the main flow (code-corpus) on CORPUS and write the outputs to --out."""
+    """Run the main flow (code-corpus) on CORPUS and write the outputs to --out.
+
+    The runner (docs/scale.md) decides where the batch tasks run; it never changes the outputs.
+    """
     configure_environment()
     from pipeline.cli_progress import stage_progress
     from pipeline.config import load_run_config
@@ -55,9 +65,20 @@ def run(
         if not corpus.is_dir():
             raise PipelineError(f"corpus folder {str(corpus)!r} does not exist.", code="QA-E010", path=str(corpus))
         from flows.code_corpus import code_corpus
+        from pipeline.runners import build_task_runner, with_overrides
 
-        stages_total = 7 + len(cfg.coders) + int(cfg.outputs.nvivo) + int(cfg.outputs.report) + \
-            int(cfg.outputs.nvivo or cfg.outputs.report)
+        try:
+            runner_cfg = with_overrides(cfg.runner, kind=runner, address=dask_address, workers=workers)
+        except ValueError as e:
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(f"invalid runner option: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}",
+                              key="runner") from None
+        if runner_cfg.address:  # remote workers need absolute paths (on a filesystem they share)
+            corpus, out = corpus.resolve(), out.resolve()
+        code_corpus = code_corpus.with_options(task_runner=build_task_runner(runner_cfg))
+        stages_total = 8 + len(cfg.coders) + int(cfg.outputs.nvivo) + int(cfg.outputs.report) + \
+            int(cfg.outputs.nvivo or cfg.outputs.report) + int(cfg.topics.enabled)
         with stage_progress(stages_total):
             result = code_corpus(str(corpus), str(out), str(config) if config else None, corpus_id)
     except PipelineError as err:
@@ -104,6 +125,9 @@ def validate(
             else:
                 cfg = load_run_config(path)
                 cb = load_codebook(cfg.codebook)
+                from pipeline.incoming.watch import check_alert_rules
+
+                check_alert_rules(cfg, cb, path)
                 typer.echo(f"ok: {path} (run config; codebook {cb.id} {cb.version}, {len(cb.codes)} codes)")
         except PipelineError as err:
             failed = True
@@ -117,31 +141,54 @@ def validate(
 
 @app.command("deid-report")
 def deid_report(
-    corpus: Annotated[Path, typer.Argument(help="Corpus folder with an answer key of planted identifiers.")],
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder with span labels or an answer key of identifiers.")],
     key: Annotated[
         Path | None, typer.Option(help="Answer key CSV (file,type,text); default CORPUS/identifiers.csv.")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Span labels CSV (file,record_key,start,end,type,text); default CORPUS/labels.csv."),
     ] = None,
     config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
     show_misses: Annotated[
-        bool, typer.Option(help="Print missed identifier strings (fictional corpora only).")
+        bool, typer.Option(help="Print missed identifiers and false positives (corpora declared fictional only).")
     ] = False,
 ) -> None:
-    """Measure de-identification recall per identifier type against an answer key."""
+    """Measure de-identification per identifier type: recall and precision (span labels) or recall (key)."""
     configure_environment()
     from pipeline.config import load_run_config
-    from pipeline.deid_eval import evaluate_deidentification, format_report
+    from pipeline.deid_eval import (
+        evaluate_deidentification,
+        evaluate_span_labels,
+        format_report,
+        format_span_report,
+        is_fictional,
+    )
+    from pipeline.errors import ConfigError
 
+    spans = labels is not None or (key is None and (corpus / "labels.csv").is_file())
     try:
+        if show_misses and not is_fictional(corpus):
+            raise ConfigError(
+                "--show-misses prints identifier text; the corpus's README.md (or its parent's) must declare it "
+                "fictional in its first line.", code="QA-E019", path=str(corpus))
         cfg = load_run_config(config)
-        report = evaluate_deidentification(corpus, key or corpus / "identifiers.csv", cfg)
+        if spans:
+            report = evaluate_span_labels(corpus, labels or corpus / "labels.csv", cfg)
+        else:
+            report = evaluate_deidentification(corpus, key or corpus / "identifiers.csv", cfg)
     except PipelineError as err:
         _fail(err)
-    typer.echo(format_report(report, show_misses=show_misses))
+    if spans:
+        typer.echo(format_span_report(report, show_text=show_misses))
+    else:
+        typer.echo(format_report(report, show_misses=show_misses))
     if out:
         from pipeline.io import write_json
 
-        public = {k: v for k, v in report.items() if k != "misses"}
+        hidden = {"misses", "false_positives", "negatives_hit"}
+        public = {k: v for k, v in report.items() if k not in hidden}
         write_json(out, public)
 
 
@@ -273,6 +320,112 @@ def suggest(
     target = out or run_dir / "suggest_next.csv"
     write_csv(target, [*ranked.columns, "text"], ([*r, texts[r[0]]] for r in ranked.itertuples(index=False)))
     typer.echo(f"wrote {len(ranked)} suggestions to {target}")
+
+
+@app.command("ingest-incoming")
+def ingest_incoming(
+    inbox: Annotated[Path, typer.Argument(help="Inbox folder: one sub-folder per feed (exports and files).")],
+    store: Annotated[Path, typer.Option("--store", help="Store folder: ledger, coded segments, exports.")],
+    config: ConfigOpt = None,
+    ledger_url: Annotated[str | None, typer.Option(
+        "--ledger-url", help="SQLAlchemy URL of the ledger (default: incoming.ledger_url, $ALLIANCE_LEDGER_URL, "
+        "else SQLite in the store).")] = None,
+) -> None:
+    """Run one incremental pass over INBOX by hand; the last line printed is a JSON summary.
+
+    Exit code 0, or 3 when this pass quarantined items (see the ledger's reasons).
+    """
+    import json
+
+    configure_environment()
+    from pipeline.config import load_run_config
+    from pipeline.incoming.passes import incoming_pass
+
+    try:
+        cfg = load_run_config(config)
+        summary = incoming_pass(inbox, store, cfg, ledger_url=ledger_url)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(json.dumps(summary, sort_keys=False))
+    if summary["quarantined"]:
+        raise typer.Exit(3)
+
+
+@app.command()
+def serve(
+    inbox: Annotated[Path, typer.Argument(help="Inbox folder the scheduled passes read.")],
+    store: Annotated[Path, typer.Option("--store", help="Store folder the passes write (ledger, coded, reports).")],
+    config: ConfigOpt = None,
+    api_url: Annotated[str | None, typer.Option(
+        "--api-url", help="Prefect API to use (default: $PREFECT_API_URL if it answers, else start a local server).",
+    )] = None,
+    once: Annotated[bool, typer.Option(help="Register the deployment, run one pass now and exit.")] = False,
+) -> None:
+    """Serve the incoming-feedback deployment on the config's cron schedule (Ctrl-C or SIGTERM stops it).
+
+    Starts a local Prefect server (SQLite in $PREFECT_HOME, 127.0.0.1) unless a Prefect API answers, and
+    stops it again on exit; the schedule stays active for the next start. See docs/serve.md.
+    """
+    from pipeline.incoming.serve import serve_incoming
+
+    try:
+        info = serve_incoming(inbox, store, config, api_url=api_url, once=once, echo=typer.echo)
+    except PipelineError as err:
+        _fail(err)
+    if once and info["run"] is not None:
+        import json
+
+        typer.echo(json.dumps(info["run"], sort_keys=False))
+
+
+@app.command()
+def topics(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder (ingested, de-identified and segmented first) "
+                                                "or a finished run folder (holding segments.parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (may be the run folder itself).")],
+    config: ConfigOpt = None,
+    reference: Annotated[Path | None, typer.Option(
+        help="A finished run folder: fit on its segments (same config and seed), only transform CORPUS and "
+             "write topic_drift.json.")] = None,
+    corpus_id: Annotated[str | None, typer.Option(help="Corpus name (default: config or folder name).")] = None,
+) -> None:
+    """Emergent themes (BERTopic): topics.parquet, topics.html, candidate_themes.csv, prevalence over time."""
+    configure_environment()
+    import json
+
+    from pipeline.config import load_run_config
+
+    try:
+        cfg = load_run_config(config)
+        if not corpus.is_dir():
+            raise PipelineError(f"corpus folder {str(corpus)!r} does not exist.", code="QA-E010", path=str(corpus))
+        if reference is not None and not (reference / "segments.parquet").is_file():
+            raise PipelineError(f"reference {str(reference)!r} is not a run folder (no segments.parquet).",
+                                code="QA-E010", path=str(reference))
+        from pipeline.topics.stage import topics_for_run
+
+        if (corpus / "segments.parquet").is_file():
+            manifest = corpus / "manifest.json"
+            run_id = json.loads(manifest.read_text("utf-8")).get("run_id", "") if manifest.is_file() else ""
+            report = topics_for_run(cfg, corpus, run_id, out_dir=out, reference=reference)
+        else:
+            from pipeline import stages
+            from pipeline.manifest import plan_run
+
+            cid = corpus_id or cfg.corpus_id or corpus.resolve().name
+            run_id = plan_run(corpus, cfg, corpus_id=cid).run_id
+            stages.ingest_and_deidentify(corpus, cfg, out, corpus_id=cid)
+            stages.segment_documents(cfg, out)
+            report = topics_for_run(cfg, out, run_id, reference=reference)
+    except PipelineError as err:
+        _fail(err)
+    c = report["counts"]
+    typer.echo(f"topics: {c['topics']} topics on {c['fitted_segments']} segments ({c['mapped_topics']} match a code, "
+               f"{c['candidate_themes']} candidate themes); outliers {c['outlier_share_before']:.1%} -> "
+               f"{c['outlier_share_after']:.1%} ({report['seconds']:.1f} s)")
+    if "js_distance" in c:
+        typer.echo(f"drift against {reference}: Jensen-Shannon distance {c['js_distance']}")
+    typer.echo(f"outputs written to {out.resolve()}")
 
 
 @app.command()
