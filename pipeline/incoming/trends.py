@@ -15,7 +15,7 @@ import jinja2
 import pandas as pd
 
 from pipeline.io import atomic_write_text
-from pipeline.report.html import _CSP, _STYLE, _layout, _pct, _plotly_js, json_for_script
+from pipeline.report.html import _CSP, _FIGURES_TAIL, _STYLE, _layout, _pct, _plotly_js, json_for_script
 
 __all__ = ["trend_figures", "write_trends"]
 
@@ -144,18 +144,4 @@ count in months, not in weeks.</p></header>
 <td class="n">{{ k }} ({{ pct(s) }})</td>{% endfor %}</tr>{% endfor %}</tbody></table></div>
 {% endfor %}
 </main>
-<script>{{ plotly_js | safe }}</script>
-{% for name, spec in figures.items() %}<script type="application/json" id="fig-{{ name }}">{{ spec | safe }}</script>
-{% endfor %}
-<script>
-(function () {
-  if (!window.Plotly) { return; }
-  document.querySelectorAll('script[id^="fig-"]').forEach(function (el) {
-    var spec = JSON.parse(el.textContent);
-    var target = document.getElementById('chart-' + el.id.slice(4));
-    if (target) { Plotly.newPlot(target, spec.data, spec.layout, {displaylogo: false, responsive: true}); }
-  });
-})();
-</script>
-</body></html>
-"""
+""" + _FIGURES_TAIL

@@ -263,6 +263,23 @@ blockquote{margin:.4rem 0;padding:.3rem .8rem;background:#fff;border-left:4px so
 .scroll{overflow-x:auto}
 """
 
+# The end of every page with charts: plotly.js once, each figure's spec as JSON, and the script that draws them.
+_FIGURES_TAIL = """<script>{{ plotly_js | safe }}</script>
+{% for name, spec in figures.items() %}<script type="application/json" id="fig-{{ name }}">{{ spec | safe }}</script>
+{% endfor %}
+<script>
+(function () {
+  if (!window.Plotly) { return; }
+  document.querySelectorAll('script[id^="fig-"]').forEach(function (el) {
+    var spec = JSON.parse(el.textContent);
+    var target = document.getElementById('chart-' + el.id.slice(4));
+    if (target) { Plotly.newPlot(target, spec.data, spec.layout, {displaylogo: false, responsive: true}); }
+  });
+})();
+</script>
+</body></html>
+"""
+
 _REPORT = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
@@ -366,21 +383,7 @@ are flagged <code>review:</code> because the coders disagree or the score is low
 · position {{ q.start_char }} · score {{ fmt(q.score) }} · {{ q.evidence }}</footer></blockquote>{% endfor %}
 {% endfor %}
 </main>
-<script>{{ plotly_js | safe }}</script>
-{% for name, spec in figures.items() %}<script type="application/json" id="fig-{{ name }}">{{ spec | safe }}</script>
-{% endfor %}
-<script>
-(function () {
-  if (!window.Plotly) { return; }
-  document.querySelectorAll('script[id^="fig-"]').forEach(function (el) {
-    var spec = JSON.parse(el.textContent);
-    var target = document.getElementById('chart-' + el.id.slice(4));
-    if (target) { Plotly.newPlot(target, spec.data, spec.layout, {displaylogo: false, responsive: true}); }
-  });
-})();
-</script>
-</body></html>
-"""
+""" + _FIGURES_TAIL
 
 _VIEWER_STYLE = """
 .layout{display:grid;grid-template-columns:17rem 1fr 19rem;gap:1rem;max-width:1500px;margin:0 auto;padding:1rem}

@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.coders.topics import TopicCoder
 from pipeline.io import atomic_write_text
 from pipeline.report.data import OKABE_ITO
-from pipeline.report.html import _CSP, _STYLE, _plotly_js, json_for_script
+from pipeline.report.html import _CSP, _FIGURES_TAIL, _STYLE, _plotly_js, json_for_script
 
 __all__ = ["MAX_MAP_POINTS", "topic_figures", "write_topics_html"]
 
@@ -157,21 +157,7 @@ nearest code <code>{{ t.nearest_code }}</code> at {{ "%.2f"|format(t.similarity)
 <td class="n">{{ pct(r.reference) }}</td><td class="n">{{ pct(r.new) }}</td><td class="n">{{ pct(r.change) }}</td></tr>
 {% endfor %}</tbody></table>{% endif %}
 </main>
-<script>{{ plotly_js | safe }}</script>
-{% for name, spec in figures.items() %}<script type="application/json" id="fig-{{ name }}">{{ spec | safe }}</script>
-{% endfor %}
-<script>
-(function () {
-  if (!window.Plotly) { return; }
-  document.querySelectorAll('script[id^="fig-"]').forEach(function (el) {
-    var spec = JSON.parse(el.textContent);
-    var target = document.getElementById('chart-' + el.id.slice(4));
-    if (target) { Plotly.newPlot(target, spec.data, spec.layout, {displaylogo: false, responsive: true}); }
-  });
-})();
-</script>
-</body></html>
-"""
+""" + _FIGURES_TAIL
 
 
 def _pct(value: Any) -> str:
